@@ -1,0 +1,163 @@
+"""Settings and paths: the one place that knows where things live and which knobs exist.
+
+Everything else receives a :class:`Settings` object instead of reading the environment
+or computing paths itself. Paths come from platformdirs; ``SLEEPY_CODER_HOME`` moves all
+of them under one folder (tests and CI use it so they never touch the user's real data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "sleepy-coder"
+
+#: The embedded default model (from the ``model`` extra, loaded offline).
+EMBEDDED_MODEL_ID = "embedded:qwen2.5-coder-0.5b-instruct"
+#: The hub id of the same model, for users with a network who prefer the original weights.
+HUB_MODEL_ID = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
+
+
+def _home_override() -> Path | None:
+    value = os.environ.get("SLEEPY_CODER_HOME")
+    return Path(value).expanduser() if value else None
+
+
+def default_data_dir() -> Path:
+    """Where the store, adapters and logs live (user data dir, or $SLEEPY_CODER_HOME/data)."""
+    home = _home_override()
+    return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def default_cache_dir() -> Path:
+    """Re-creatable things: the bf16 model copy, cargo target dirs, scratch crates."""
+    home = _home_override()
+    return home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+@dataclass
+class Settings:
+    """Every user-facing knob, with its default. The editor passes these as initializationOptions.
+
+    Field names are the camelCase-free spelling of the editor settings (``maxNewTokens`` in the
+    editor is ``max_new_tokens`` here); :meth:`from_mapping` accepts either spelling.
+    """
+
+    #: ``embedded:...`` for the packaged default, else any transformers model id or local folder.
+    model: str = EMBEDDED_MODEL_ID
+    #: ``cpu``, ``cuda``, ``mps`` or ``auto``.
+    device: str = "cpu"
+    max_new_tokens: int = 384
+    #: How many model attempts per error, each seeing the compiler's answer to the last one.
+    attempts: int = 3
+    #: Offer model fixes at all (off: rustc's own suggestions only).
+    model_enabled: bool = True
+    #: Publish the server's own cargo diagnostics (off when rust-analyzer already shows them).
+    publish_diagnostics: bool = True
+    #: Record outcomes and let the learner run when the machine is idle.
+    learning_enabled: bool = True
+    #: Outcome records older than this are deleted (0 keeps them for ever).
+    retention_days: int = 90
+    #: Glob patterns of files whose code is never recorded.
+    exclude_globs: list[str] = field(default_factory=list)
+    #: Seconds a shown fix may stay unapplied before it is recorded as ignored.
+    ignore_timeout_s: float = 600.0
+    #: Minutes without editor activity before the learner counts the machine as idle.
+    idle_minutes: float = 10.0
+    #: Seconds one cargo check may take before it is abandoned.
+    check_timeout_s: float = 300.0
+    data_dir: Path = field(default_factory=default_data_dir)
+    cache_dir: Path = field(default_factory=default_cache_dir)
+
+    # ----- derived paths (one place for each) -----
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "sleepy-coder.sqlite3"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def training_dir(self) -> Path:
+        """Derived training sets and checkpoints (deleted with ``data forget``)."""
+        return self.data_dir / "training"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def models_dir(self) -> Path:
+        """Prepared model copies (the bf16 conversion of the embedded GGUF)."""
+        return self.cache_dir / "models"
+
+    @property
+    def targets_dir(self) -> Path:
+        """Persistent cargo target dirs, one per crate, so re-checks are incremental."""
+        return self.cache_dir / "targets"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Scratch copies of crates where candidate fixes are compiled."""
+        return self.cache_dir / "scratch"
+
+    @property
+    def uses_embedded_model(self) -> bool:
+        return self.model.startswith("embedded:")
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.cache_dir, self.adapters_dir, self.logs_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any] | None, base: Settings | None = None) -> Settings:
+        """Build settings from editor options (camelCase or snake_case); unknown keys are ignored."""
+        current = base if base is not None else cls()
+        if not values:
+            return current
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        changes: dict[str, Any] = {}
+        for key, value in values.items():
+            name = _snake(key)
+            if name not in known or value is None:
+                continue
+            if name in ("data_dir", "cache_dir"):
+                value = Path(str(value)).expanduser()
+            elif name == "exclude_globs":
+                value = [str(v) for v in value]
+            else:
+                default = getattr(current, name)
+                value = _coerce(value, type(default))
+            changes[name] = value
+        return dataclasses.replace(current, **changes)
+
+
+def _snake(name: str) -> str:
+    out = []
+    for ch in name:
+        if ch.isupper():
+            out.append("_")
+            out.append(ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out).replace("-", "_")
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if kind in (int, float, str):
+        return kind(value)
+    return value
