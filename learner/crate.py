@@ -1,0 +1,98 @@
+"""Where a path's crate is: the workspace root that cargo reports paths against, or a lone file.
+
+Diagnostics, edits and scratch copies all use paths relative to :attr:`CrateRef.root`, so
+this module decides that root once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from learner.errors import NotACrate, ToolchainMissing
+from learner.toolchain import cargo_path
+
+_MAIN_FN = re.compile(rb"(?m)^\s*(pub\s+)?fn\s+main\s*\(")
+
+
+@dataclass(frozen=True)
+class CrateRef:
+    """A cargo workspace (``manifest`` set) or a single ``.rs`` file compiled with rustc."""
+
+    root: Path
+    manifest: Path | None = None
+    #: For a lone file: its name relative to ``root``.
+    single_file: str | None = None
+    edition: str = "2021"
+    #: For a lone file: ``bin`` or ``lib``.
+    crate_type: str = "bin"
+
+    @property
+    def is_single_file(self) -> bool:
+        return self.single_file is not None
+
+    @property
+    def key(self) -> str:
+        """Stable short id of this crate, for its persistent target and scratch dirs."""
+        ident = f"{self.root}|{self.single_file or ''}"
+        name = (self.single_file or self.root.name).replace("/", "_").replace(".", "_")
+        return f"{name}-{hashlib.sha1(ident.encode()).hexdigest()[:10]}"
+
+
+def locate_crate(path: Path, edition: str = "2021") -> CrateRef:
+    """The crate containing ``path`` (a crate dir, a workspace member, a file in one, or a lone .rs)."""
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise NotACrate(f"{path} does not exist")
+    manifest = _nearest_manifest(path)
+    if manifest is not None:
+        return CrateRef(root=_workspace_root(manifest), manifest=_workspace_manifest(manifest))
+    if path.is_file() and path.suffix == ".rs":
+        crate_type = "bin" if _MAIN_FN.search(path.read_bytes()) else "lib"
+        return CrateRef(root=path.parent, single_file=path.name, edition=edition, crate_type=crate_type)
+    raise NotACrate(
+        f"{path} is not inside a cargo crate (no Cargo.toml above it) and is not a .rs file; "
+        "point sleepy-coder at a crate directory, a file inside one, or a single .rs file"
+    )
+
+
+def _nearest_manifest(path: Path) -> Path | None:
+    start = path if path.is_dir() else path.parent
+    for folder in (start, *start.parents):
+        candidate = folder / "Cargo.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _locate_project(manifest: Path) -> Path | None:
+    try:
+        out = subprocess.run(
+            [str(cargo_path()), "locate-project", "--workspace", "--message-format", "json"],
+            cwd=manifest.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except ToolchainMissing:
+        raise
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    try:
+        return Path(json.loads(out.stdout)["root"])
+    except (ValueError, KeyError):
+        return None
+
+
+def _workspace_manifest(manifest: Path) -> Path:
+    return _locate_project(manifest) or manifest
+
+
+def _workspace_root(manifest: Path) -> Path:
+    return _workspace_manifest(manifest).parent

@@ -1,0 +1,67 @@
+"""A lazily loaded model shared by everything in one process (CLI run, server, eval).
+
+Loading happens once, on first use, off whatever thread asked; a failure is remembered so
+the user is told once and rustc's suggestions keep being served. Importing this module does
+not import torch.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from learner.config import Settings
+from learner.progress import Progress, no_progress
+
+if TYPE_CHECKING:
+    from learner.runtime import ModelRuntime
+
+
+class ModelUnavailable(Exception):
+    """The model tier is off or failed to load; ``str()`` says why in one line."""
+
+
+class RuntimeHandle:
+    """Loads the configured model at most once; ``state`` is one of not-loaded/loading/ready/failed/off."""
+
+    def __init__(self, settings: Settings, progress: Progress = no_progress) -> None:
+        self.settings = settings
+        self.progress = progress
+        self._lock = threading.Lock()
+        self._runtime: ModelRuntime | None = None
+        self.error: str | None = None
+        self.state = "off" if not settings.model_enabled else "not-loaded"
+
+    def get(self) -> ModelRuntime:
+        if not self.settings.model_enabled:
+            raise ModelUnavailable("the model tier is turned off (model_enabled = false)")
+        with self._lock:
+            if self._runtime is not None:
+                return self._runtime
+            if self.error is not None:
+                raise ModelUnavailable(self.error)
+            self.state = "loading"
+            try:
+                from learner.runtime import ModelLoadError, load_runtime
+            except ImportError as exc:
+                self.error = (
+                    f"the model tier is not installed ({exc.name}); pip install 'sleepy-coder[ml,model]'"
+                )
+                self.state = "failed"
+                raise ModelUnavailable(self.error) from exc
+            try:
+                self._runtime = load_runtime(self.settings, self.progress)
+            except ModelLoadError as exc:
+                self.error = str(exc)
+                self.state = "failed"
+                raise ModelUnavailable(self.error) from exc
+            except Exception as exc:  # a model that fails to load must never take the caller down
+                self.error = f"the model failed to load: {type(exc).__name__}: {exc}"
+                self.state = "failed"
+                raise ModelUnavailable(self.error) from exc
+            self.state = "ready"
+            return self._runtime
+
+    @property
+    def loaded(self) -> ModelRuntime | None:
+        return self._runtime

@@ -1,0 +1,129 @@
+"""Source files as rustc sees them, edits applied to them, and diffs of the result.
+
+rustc's byte offsets refer to the file after it strips a UTF-8 BOM and turns CRLF into LF.
+All analysis here works on that normalised form (bytes, so offsets match rustc's), and
+:func:`denormalise` restores the file's own line endings before anything is written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from learner.errors import SourceUnreadable
+from learner.records import Edit
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """A file's normalised bytes plus what is needed to write it back the way it was."""
+
+    data: bytes
+    bom: bool = False
+    crlf: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+
+def normalise(raw: bytes, name: str = "<source>") -> SourceText:
+    bom = raw.startswith(_BOM)
+    if bom:
+        raw = raw[len(_BOM) :]
+    crlf = b"\r\n" in raw
+    data = raw.replace(b"\r\n", b"\n") if crlf else raw
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceUnreadable(
+            f"{name} is not valid UTF-8 (byte {exc.start}); rustc cannot read it either"
+        ) from exc
+    return SourceText(data, bom, crlf)
+
+
+def read_source(path: Path) -> SourceText:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SourceUnreadable(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return normalise(raw, str(path))
+
+
+def denormalise(source: SourceText, data: bytes) -> bytes:
+    if source.crlf:
+        data = data.replace(b"\n", b"\r\n")
+    return (_BOM if source.bom else b"") + data
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder and rename, keeping the file's permissions."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class OverlappingEdits(ValueError):
+    """Two edits of one candidate touch the same bytes: the candidate is malformed."""
+
+
+def apply_edits(data: bytes, edits: Iterable[Edit]) -> bytes:
+    """Apply edits of one file (offsets into the original ``data``) all at once."""
+    ordered = sorted(edits, key=lambda e: (e.byte_start, e.byte_end))
+    for first, second in zip(ordered, ordered[1:], strict=False):
+        if second.byte_start < first.byte_end:
+            raise OverlappingEdits(f"edits overlap at bytes {second.byte_start}-{first.byte_end}")
+    out = bytearray(data)
+    for edit in reversed(ordered):
+        if not 0 <= edit.byte_start <= edit.byte_end <= len(data):
+            raise OverlappingEdits(f"edit {edit.byte_start}-{edit.byte_end} is outside the file")
+        out[edit.byte_start : edit.byte_end] = edit.new_text.encode("utf-8")
+    return bytes(out)
+
+
+def edits_by_file(edits: Iterable[Edit]) -> dict[str, list[Edit]]:
+    grouped: dict[str, list[Edit]] = {}
+    for edit in edits:
+        grouped.setdefault(edit.file, []).append(edit)
+    return grouped
+
+
+def unified_diff(file: str, before: bytes, after: bytes) -> str:
+    lines = difflib.unified_diff(
+        before.decode("utf-8").splitlines(keepends=True),
+        after.decode("utf-8").splitlines(keepends=True),
+        fromfile=f"a/{file}",
+        tofile=f"b/{file}",
+    )
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
+
+
+def line_col_to_offset(data: bytes, line: int, column: int) -> int:
+    """Byte offset of 1-based ``line`` and 1-based character ``column`` (rustc's convention)."""
+    start = 0
+    for _ in range(line - 1):
+        nl = data.find(b"\n", start)
+        if nl < 0:
+            return len(data)
+        start = nl + 1
+    end = data.find(b"\n", start)
+    line_text = data[start : end if end >= 0 else len(data)].decode("utf-8")
+    return start + len(line_text[: max(column - 1, 0)].encode("utf-8"))
