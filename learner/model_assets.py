@@ -193,7 +193,7 @@ def _convert_gguf(gguf: Path, out_dir: Path, progress: Progress | None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # dequantize=True: newer transformers can keep GGUF blocks packed (when the `kernels` package is
     # installed), and packed modules cannot be saved as an ordinary bf16 checkpoint.
-    model = AutoModelForCausalLM.from_pretrained(
+    model: Any = AutoModelForCausalLM.from_pretrained(
         str(gguf.parent),
         gguf_file=gguf.name,
         dtype=torch.bfloat16,
