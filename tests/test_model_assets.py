@@ -60,9 +60,7 @@ def test_wrong_hash_is_corrupt_and_leaves_no_file(tmp_path: Path) -> None:
     parts = _fake_parts(tmp_path / "parts", CHUNKS)
     wrong = hashlib.sha256(b"something else").hexdigest()
     with pytest.raises(EmbeddedModelCorrupt) as caught:
-        verify_and_join(
-            tmp_path / "out", parts=parts, expected_size=len(WHOLE), expected_sha256=wrong, name="m.gguf"
-        )
+        verify_and_join(tmp_path / "out", parts=parts, expected_size=len(WHOLE), expected_sha256=wrong, name="m.gguf")
     message = str(caught.value)
     assert wrong in message and hashlib.sha256(WHOLE).hexdigest() in message
     assert list((tmp_path / "out").iterdir()) == []

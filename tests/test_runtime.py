@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import torch
-from tiny_model import tiny_model_dir  # noqa: F401  (fixture; the lead's conftest may import it too)
 
 from learner.config import Settings
 from learner.model_assets import EmbeddedModelMissing, embedded_parts
 from learner.runtime import Generation, ModelLoadError, ModelRuntime, RouteAdapters, load_runtime
+from tests.tiny_model import tiny_model_dir  # noqa: F401  (fixture; the lead's conftest may import it too)
 
 MESSAGES = [
     {"role": "system", "content": "Fix the Rust code so that it compiles."},
