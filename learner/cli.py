@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 
@@ -30,8 +31,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ModelOption = Annotated[
     str | None,
@@ -48,7 +49,7 @@ def settings_from(model: str | None = None, **overrides: Any) -> Settings:
 
 
 def fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=2)
 
 
@@ -66,18 +67,14 @@ def progress_printer(enabled: bool) -> tuple[Callable[[str, float | None], None]
     task = bar.add_task("starting", total=None)
 
     def report(message: str, fraction: float | None) -> None:
-        bar.update(
-            task, description=message, total=1.0 if fraction is not None else None, completed=fraction or 0
-        )
+        bar.update(task, description=message, total=1.0 if fraction is not None else None, completed=fraction or 0)
 
     return report, bar
 
 
 @app.command()
 def fix(
-    path: Annotated[
-        Path, typer.Argument(help="A crate directory, a file inside a crate, or a single .rs file.")
-    ],
+    path: Annotated[Path, typer.Argument(help="A crate directory, a file inside a crate, or a single .rs file.")],
     apply: Annotated[
         int | None,
         typer.Option("--apply", help="Write the N-th verified fix of each error (1 = best) into your files."),
@@ -87,9 +84,7 @@ def fix(
     all_sources: Annotated[
         bool, typer.Option("--all-sources", help="Ask the model even when rustc already has a verified fix.")
     ] = False,
-    attempts: Annotated[
-        int | None, typer.Option(help="Model attempts per error (with compiler feedback).")
-    ] = None,
+    attempts: Annotated[int | None, typer.Option(help="Model attempts per error (with compiler feedback).")] = None,
     max_errors: Annotated[int, typer.Option(help="Fix at most this many errors.")] = 20,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show refused candidates.")] = False,
     model: ModelOption = None,
@@ -185,24 +180,20 @@ def _print_results(results: list[DiagnosticFixes], diffs: dict[int, str], verbos
         span = r.diagnostic.primary_span
         where = f"{span.file}:{span.line_start}:{span.column_start}" if span else "?"
         console.print(
-            f"\n[bold red]error[{r.diagnostic.code or '-'}][/] {r.diagnostic.message}  "
+            f"\n[bold red]error\\[{r.diagnostic.code or '-'}][/] {escape(r.diagnostic.message)}  "
             f"[dim]{where}  route: {r.route.name}[/]"
         )
         if not r.fixes:
             console.print("  [yellow]no verified fix[/]")
         for n, v in enumerate(r.fixes, start=1):
             star = " (preferred)" if v.candidate.preferred else ""
-            console.print(
-                f"  [bold]fix {n}[/] {v.candidate.title}{star} [dim]{v.candidate.latency_s:.2f}s[/]"
-            )
+            console.print(f"  [bold]fix {n}[/] {v.candidate.title}{star} [dim]{v.candidate.latency_s:.2f}s[/]")
             console.print(Syntax(diffs[id(v.candidate)].rstrip("\n"), "diff", theme="ansi_dark"))
         for note in r.notes:
-            console.print(f"  [dim]note: {note}[/]")
+            console.print(f"  [dim]note: {escape(note)}[/]")
         if verbose:
             for v in r.rejected:
-                console.print(
-                    f"  [dim]refused {v.candidate.source} #{v.candidate.attempt}: {v.verdict.reason}[/]"
-                )
+                console.print(f"  [dim]refused {v.candidate.source} #{v.candidate.attempt}: {v.verdict.reason}[/]")
 
 
 @app.command("routes")
@@ -278,7 +269,7 @@ def main() -> None:
     try:
         app()
     except SleepyCoderError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
 
 

@@ -60,9 +60,7 @@ class Region:
         return data[self.byte_start : self.byte_end].decode("utf-8")
 
     def overlaps(self, other: Region) -> bool:
-        return (
-            self.file == other.file and self.byte_start < other.byte_end and other.byte_start < self.byte_end
-        )
+        return self.file == other.file and self.byte_start < other.byte_end and other.byte_start < self.byte_end
 
 
 def _name(node: Node) -> str:

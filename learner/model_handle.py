@@ -44,9 +44,7 @@ class RuntimeHandle:
             try:
                 from learner.runtime import ModelLoadError, load_runtime
             except ImportError as exc:
-                self.error = (
-                    f"the model tier is not installed ({exc.name}); pip install 'sleepy-coder[ml,model]'"
-                )
+                self.error = f"the model tier is not installed ({exc.name}); pip install 'sleepy-coder[ml,model]'"
                 self.state = "failed"
                 raise ModelUnavailable(self.error) from exc
             try:

@@ -20,7 +20,7 @@ from learner.model_handle import RuntimeHandle
 from learner.progress import Progress, no_progress
 from learner.records import DiagnosticFixes, FixCandidate, RustDiagnostic
 from learner.router import route_for
-from learner.source import apply_edits, denormalise, edits_by_file, read_source, unified_diff, write_atomic
+from learner.source import edits_by_file, unified_diff, write_atomic
 from learner.toolchain import CheckResult, check
 from learner.verifier import Verifier
 
@@ -147,14 +147,14 @@ def candidate_diff(session: CheckSession, candidate: FixCandidate) -> str:
 def apply_fix(session: CheckSession, candidate: FixCandidate) -> list[Path]:
     """Write a verified candidate into the user's files, refusing if a file changed since the check."""
     written = []
-    for file, edits in edits_by_file(candidate.edits).items():
+    for file in edits_by_file(candidate.edits):
         path = session.crate.root / file
         expected = session.snapshot.get(file)
         if expected is not None and _sha(path) != expected:
             raise StaleFix(f"{file} changed after it was checked; run the fix again")
-    for file, edits in edits_by_file(candidate.edits).items():
+    _, after = session.verifier.apply(candidate.edits)
+    for file, data in after.items():
         path = session.crate.root / file
-        source = read_source(path)
-        write_atomic(path, denormalise(source, apply_edits(source.data, edits)))
+        write_atomic(path, data)
         written.append(path)
     return written

@@ -67,7 +67,7 @@ def collect_regions(root: Path, diagnostic: RustDiagnostic) -> list[PromptRegion
         region = items.region_at(file, cache[file], start, end)
         if any(region.overlaps(r.region) for r in found):
             return
-        found.append(PromptRegion(region, region.text(cache[file])))
+        found.append(PromptRegion(region, region.text(cache[file]).replace("\r\n", "\n")))
 
     add(primary.file, primary.byte_start, primary.byte_end)
     for span in diagnostic.secondary_spans:

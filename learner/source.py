@@ -1,13 +1,14 @@
 """Source files as rustc sees them, edits applied to them, and diffs of the result.
 
-rustc's byte offsets refer to the file after it strips a UTF-8 BOM and turns CRLF into LF.
-All analysis here works on that normalised form (bytes, so offsets match rustc's), and
-:func:`denormalise` restores the file's own line endings before anything is written.
+rustc normalises CRLF internally but maps its JSON byte offsets back to the file as it is
+on disk, so everything here works on the raw bytes. Replacement text (from rustc or the
+model) uses ``\n``; in a CRLF file it is written with ``\r\n`` so line endings stay uniform.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import tempfile
 from collections.abc import Iterable
@@ -17,15 +18,12 @@ from pathlib import Path
 from learner.errors import SourceUnreadable
 from learner.records import Edit
 
-_BOM = b"\xef\xbb\xbf"
-
 
 @dataclass(frozen=True)
 class SourceText:
-    """A file's normalised bytes plus what is needed to write it back the way it was."""
+    """A file's bytes (checked to be UTF-8) and its line-ending convention."""
 
     data: bytes
-    bom: bool = False
     crlf: bool = False
 
     @property
@@ -34,18 +32,12 @@ class SourceText:
 
 
 def normalise(raw: bytes, name: str = "<source>") -> SourceText:
-    bom = raw.startswith(_BOM)
-    if bom:
-        raw = raw[len(_BOM) :]
-    crlf = b"\r\n" in raw
-    data = raw.replace(b"\r\n", b"\n") if crlf else raw
+    """Check ``raw`` is UTF-8 (as rustc requires) and note whether it uses CRLF line endings."""
     try:
-        data.decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SourceUnreadable(
-            f"{name} is not valid UTF-8 (byte {exc.start}); rustc cannot read it either"
-        ) from exc
-    return SourceText(data, bom, crlf)
+        raise SourceUnreadable(f"{name} is not valid UTF-8 (byte {exc.start}); rustc cannot read it either") from exc
+    return SourceText(raw, b"\r\n" in raw)
 
 
 def read_source(path: Path) -> SourceText:
@@ -54,12 +46,6 @@ def read_source(path: Path) -> SourceText:
     except OSError as exc:
         raise SourceUnreadable(f"cannot read {path}: {exc.strerror or exc}") from exc
     return normalise(raw, str(path))
-
-
-def denormalise(source: SourceText, data: bytes) -> bytes:
-    if source.crlf:
-        data = data.replace(b"\n", b"\r\n")
-    return (_BOM if source.bom else b"") + data
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -83,17 +69,18 @@ class OverlappingEdits(ValueError):
     """Two edits of one candidate touch the same bytes: the candidate is malformed."""
 
 
-def apply_edits(data: bytes, edits: Iterable[Edit]) -> bytes:
+def apply_edits(data: bytes, edits: Iterable[Edit], crlf: bool = False) -> bytes:
     """Apply edits of one file (offsets into the original ``data``) all at once."""
     ordered = sorted(edits, key=lambda e: (e.byte_start, e.byte_end))
-    for first, second in zip(ordered, ordered[1:], strict=False):
+    for first, second in itertools.pairwise(ordered):
         if second.byte_start < first.byte_end:
             raise OverlappingEdits(f"edits overlap at bytes {second.byte_start}-{first.byte_end}")
     out = bytearray(data)
     for edit in reversed(ordered):
         if not 0 <= edit.byte_start <= edit.byte_end <= len(data):
             raise OverlappingEdits(f"edit {edit.byte_start}-{edit.byte_end} is outside the file")
-        out[edit.byte_start : edit.byte_end] = edit.new_text.encode("utf-8")
+        text = edit.new_text.replace("\r\n", "\n")
+        out[edit.byte_start : edit.byte_end] = (text.replace("\n", "\r\n") if crlf else text).encode("utf-8")
     return bytes(out)
 
 
@@ -111,9 +98,7 @@ def unified_diff(file: str, before: bytes, after: bytes) -> str:
         fromfile=f"a/{file}",
         tofile=f"b/{file}",
     )
-    return "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
-    )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 def line_col_to_offset(data: bytes, line: int, column: int) -> int:

@@ -142,9 +142,7 @@ def _run(
             if time.monotonic() > deadline:
                 proc.kill()
                 proc.communicate()
-                raise CheckFailed(
-                    f"`{' '.join(cmd[:2])}` took longer than {timeout_s:.0f} s and was stopped"
-                ) from None
+                raise CheckFailed(f"`{' '.join(cmd[:2])}` took longer than {timeout_s:.0f} s and was stopped") from None
 
 
 def _failure_summary(crate: CrateRef, stderr: str) -> str:

@@ -180,13 +180,14 @@ class Verifier:
         self.baseline = baseline
         self.scratch = ScratchCrate(settings, crate)
 
-    def files_before(self, edits: tuple[Edit, ...]) -> dict[str, bytes]:
-        return {f: read_source(self.crate.root / f).data for f in edits_by_file(edits)}
-
     def apply(self, edits: tuple[Edit, ...]) -> tuple[dict[str, bytes], dict[str, bytes]]:
-        """(before, after) normalised bytes of each file the edits touch."""
-        before = self.files_before(edits)
-        after = {f: apply_edits(before[f], file_edits) for f, file_edits in edits_by_file(edits).items()}
+        """(before, after) bytes of each file the edits touch, read from the user's tree."""
+        before: dict[str, bytes] = {}
+        after: dict[str, bytes] = {}
+        for file, file_edits in edits_by_file(edits).items():
+            source = read_source(self.crate.root / file)
+            before[file] = source.data
+            after[file] = apply_edits(source.data, file_edits, source.crlf)
         return before, after
 
     def verify(self, candidate: FixCandidate, target: RustDiagnostic | None) -> Verdict:

@@ -52,9 +52,7 @@ class ModelFixSource:
             if ctx.cancel.is_set():
                 return
             prompt = build_prompt(ctx.diagnostic, route, regions, history)
-            ctx.progress(
-                f"generating a fix for {ctx.diagnostic.code or 'the error'} (attempt {attempt})", None
-            )
+            ctx.progress(f"generating a fix for {ctx.diagnostic.code or 'the error'} (attempt {attempt})", None)
             started = time.monotonic()
             generation = runtime.generate(
                 list(prompt.messages),

@@ -1,0 +1,93 @@
+"""`sleepy-coder fix` end to end on real crates, in-process with typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from learner.cli import app
+from tests.rust_fixtures import MISSING_DERIVE_LIB, MOVED_VALUE_BIN, make_crate
+
+runner = CliRunner()
+
+
+def test_fix_prints_error_route_and_verified_diff(tmp_path: Path) -> None:
+    root = make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN})
+    result = runner.invoke(app, ["fix", str(root), "--no-model"])
+    assert result.exit_code == 0, result.output
+    assert "E0382" in result.output and "moved-value" in result.output
+    assert "+++ b/src/main.rs" in result.output and ".clone()" in result.output
+
+
+def test_json_output_lists_fixes_with_ids_and_diffs(tmp_path: Path) -> None:
+    root = make_crate(tmp_path / "c", {"src/lib.rs": MISSING_DERIVE_LIB})
+    result = runner.invoke(app, ["fix", str(root), "--no-model", "--json"])
+    assert result.exit_code == 0, result.output
+    [error] = json.loads(result.output)["errors"]
+    assert error["code"] == "E0277" and error["route"] == "trait-bound"
+    assert error["fixes"] and "#[derive(Debug)]" in error["fixes"][0]["diff"]
+
+
+def test_apply_writes_the_fix_and_the_crate_then_compiles(tmp_path: Path) -> None:
+    root = make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN})
+    result = runner.invoke(app, ["fix", str(root), "--no-model", "--apply", "1"])
+    assert result.exit_code == 0, result.output
+    assert ".clone()" in (root / "src/main.rs").read_text()
+    again = runner.invoke(app, ["fix", str(root), "--no-model"])
+    assert "no errors" in again.output
+
+
+def test_apply_keeps_crlf_line_endings(tmp_path: Path) -> None:
+    root = make_crate(tmp_path / "c", {})
+    (root / "src").mkdir()
+    (root / "src/main.rs").write_bytes(MOVED_VALUE_BIN.replace("\n", "\r\n").encode())
+    result = runner.invoke(app, ["fix", str(root), "--no-model", "--apply", "1"])
+    assert result.exit_code == 0, result.output
+    data = (root / "src/main.rs").read_bytes()
+    assert b".clone()" in data and data.count(b"\r\n") == MOVED_VALUE_BIN.count("\n")
+
+
+def test_not_a_crate_gives_a_clear_error_without_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["fix", str(tmp_path), "--no-model"])
+    assert result.exit_code == 2
+    assert "not inside a cargo crate" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_cargo_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN})
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = runner.invoke(app, ["fix", str(root), "--no-model"])
+    assert result.exit_code == 2
+    assert "`cargo` was not found" in result.output
+
+
+def test_unfetchable_dependency_gives_cargos_reason(tmp_path: Path) -> None:
+    root = make_crate(tmp_path / "c", {"src/main.rs": "fn main() {}\n"}, deps='gone = { path = "../gone" }')
+    result = runner.invoke(app, ["fix", str(root), "--no-model"])
+    assert result.exit_code == 2
+    assert "cargo could not check" in result.output and "gone" in result.output
+
+
+def test_non_utf8_source_is_reported_not_crashed_on(tmp_path: Path) -> None:
+    root = make_crate(tmp_path / "c", {"src/main.rs": "mod bad;\nfn main() {}\n"})
+    (root / "src/bad.rs").write_bytes(b"// \xff\xfe not utf-8\nfn f() {}\n")
+    result = runner.invoke(app, ["fix", str(root), "--no-model"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "UTF-8" in result.output
+
+
+def test_wrong_model_path_still_serves_rustc_suggestions(tmp_path: Path) -> None:
+    root = make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN})
+    missing = tmp_path / "no-such-model"
+    result = runner.invoke(app, ["fix", str(root), "--model", str(missing), "--all-sources"])
+    assert result.exit_code == 0, result.output
+    assert ".clone()" in result.output
+    assert "model fixes unavailable" in result.output
+    assert os.environ.get("SLEEPY_CODER_HOME")
