@@ -49,6 +49,7 @@ Data controls::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -122,7 +123,7 @@ class StoreCorrupt(StoreError):
         super().__init__(
             f"The feedback store {path} cannot be read ({reason}). It was left untouched. "
             f"To start a fresh store, move it aside: Store.quarantine() renames it to "
-            f"{path.name}.corrupt-<timestamp> in the same folder; nothing is deleted."
+            f"{path.name}.corrupt-<timestamp> next to it (or rename it yourself); nothing is deleted."
         )
 
 
@@ -356,13 +357,37 @@ def _check_header(path: Path) -> None:
         raise StoreCorrupt(path, "it is not an SQLite database")
 
 
-def _classify(path: Path, error: sqlite3.DatabaseError) -> StoreError:
-    name = getattr(error, "sqlite_errorname", "")
-    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or not isinstance(error, sqlite3.OperationalError):
-        return StoreCorrupt(path, str(error))
-    if name.startswith("SQLITE_BUSY") or "locked" in str(error):
-        return StoreBusy(f"the feedback store {path} stayed locked by another process: {error}")
-    return StoreError(f"cannot use the feedback store {path}: {error}")
+#: SQLite result codes that describe the file or the disk, not a bug in a query.
+_STORAGE_ERRORS = (
+    "SQLITE_NOTADB",
+    "SQLITE_CORRUPT",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_CANTOPEN",
+    "SQLITE_READONLY",
+    "SQLITE_PERM",
+)
+
+
+@contextlib.contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """Turn storage-level SQLite errors into :class:`StoreError` subclasses with a human message.
+
+    Errors that mean a bug or a constraint (bad SQL, integrity) pass through unchanged.
+    """
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        name = getattr(e, "sqlite_errorname", None) or ""
+        if not name.startswith(_STORAGE_ERRORS):
+            raise
+        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+            raise StoreCorrupt(path, str(e)) from e
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            raise StoreBusy(f"the feedback store {path} stayed locked by another process: {e}") from e
+        raise StoreError(f"cannot use the feedback store {path}: {e} ({name})") from e
 
 
 def _restrict(path: Path) -> None:
@@ -383,20 +408,19 @@ def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_header(path)
-        try:
+        with _translated(path):
             conn = sqlite3.connect(str(path), timeout=busy_timeout_s, check_same_thread=False)
-        except sqlite3.DatabaseError as e:
-            raise _classify(path, e) from e
         try:
-            # Reads the header and schema: a damaged file fails here, before anything is written.
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            # WAL + NORMAL never corrupts; at worst a power cut loses the last few commits.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as e:
+            with _translated(path):
+                # Reads the header and schema: a damaged file fails here, before anything is written.
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                # WAL + NORMAL never corrupts; at worst a power cut loses the last few commits.
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
             conn.close()
-            raise _classify(path, e) from e
+            raise
     finally:
         os.umask(old_umask)
     if str(mode).lower() != "wal":
@@ -424,7 +448,8 @@ class Store:
         self._conn: sqlite3.Connection | None = _connect(self.path, busy_timeout_s)
         self._db = Database(self._conn, execute_plugins=False)
         try:
-            applied = migrations.migrate(self._db, self._now())
+            with _translated(self.path):
+                applied = migrations.migrate(self._db, self._now())
         except migrations.SchemaTooNew as e:
             self.close()
             raise StoreTooNew(
@@ -434,9 +459,9 @@ class Store:
         except migrations.SchemaError as e:
             self.close()
             raise StoreCorrupt(self.path, str(e)) from e
-        except sqlite3.DatabaseError as e:
+        except BaseException:
             self.close()
-            raise _classify(self.path, e) from e
+            raise
         if applied:
             log.info("feedback store %s: applied migrations %s", self.path, ", ".join(applied))
 
@@ -490,30 +515,20 @@ class Store:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction; the lock is taken up front so it cannot deadlock later."""
-        with self._lock:
+        with self._lock, _translated(self.path):
             conn = self._open_conn()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.DatabaseError as e:
-                raise _classify(self.path, e) from e
+            conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.commit()
             except BaseException:
                 conn.rollback()
                 raise
-            try:
-                conn.commit()
-            except sqlite3.DatabaseError as e:
-                conn.rollback()
-                raise _classify(self.path, e) from e
 
     def _rows(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._lock, _translated(self.path):
             self._open_conn()
-            try:
-                return list(self._db.query(sql, params))
-            except sqlite3.DatabaseError as e:
-                raise _classify(self.path, e) from e
+            return list(self._db.query(sql, params))
 
     def _one(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> dict[str, Any] | None:
         rows = self._rows(sql, params)
@@ -1226,7 +1241,10 @@ class Store:
                     raise InvalidRecord(f"line {number} of the export is not a record: {e}") from e
                 if table not in EXPORT_TABLES or not isinstance(row, dict) or not row:
                     raise InvalidRecord(f"line {number} of the export names an unknown table {table!r}")
-                self._db.table(table).insert(row)
+                try:
+                    self._db.table(table).insert(row)
+                except sqlite3.DatabaseError as e:
+                    raise InvalidRecord(f"line {number} of the export does not fit table {table!r}: {e}") from e
                 loaded += 1
         return loaded
 
@@ -1241,7 +1259,6 @@ class Store:
         with self._write() as c:
             if before is None:
                 doomed_sets = list(self._db.query("SELECT * FROM training_sets ORDER BY id"))
-                removed_fixes: set[str] = set()
                 counts = {t: c.execute(f"DELETE FROM {t}").rowcount for t in ("outcomes", "suggestions", "diagnostics")}
             else:
                 cutoff = _iso(before)
@@ -1297,7 +1314,8 @@ class AsyncWriter:
     Why: the LSP server must answer the editor at once; a write that waits on the disk or on
     the learner's transaction (up to the busy timeout) must not stall it. Failures are logged
     and set on the returned future; they never kill the thread. Call :meth:`close` (or use it
-    as a context manager) before closing the store, or queued writes are lost.
+    as a context manager) before closing the store; at interpreter exit it is closed for you,
+    so queued writes are not dropped with the daemon thread.
     """
 
     def __init__(self, name: str = "sleepy-coder-store-writer") -> None:
@@ -1306,6 +1324,7 @@ class AsyncWriter:
         self._guard = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        atexit.register(self.close)
 
     def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         job = _Job(fn, args, kwargs)
@@ -1326,6 +1345,7 @@ class AsyncWriter:
                 return
             self._closed = True
             self._queue.put(None)
+        atexit.unregister(self.close)
         self._thread.join(timeout)
 
     def __enter__(self) -> AsyncWriter:
