@@ -164,6 +164,20 @@ def test_reopening_applies_each_migration_once_and_keeps_data(db_path: Path) -> 
     assert [(r["version"], r["name"]) for r in rows] == [(m.version, m.name) for m in migrations.MIGRATIONS]
 
 
+def test_opening_an_older_store_applies_only_the_pending_migrations(db_path: Path) -> None:
+    with Store(db_path) as s:
+        fix = offer(s, 1)
+    with sqlite3.connect(db_path) as conn:  # Make it look like a file from before migrations 2 and 3.
+        for table in ("eval_results", "eval_runs", "adapter_versions", "learner_cycles", "training_sets"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DELETE FROM schema_migrations WHERE version > 1")
+    conn.close()
+    with Store(db_path) as s:
+        assert s.schema_version == migrations.LATEST_VERSION
+        assert s.fix(fix.fix_id) == fix
+        assert s.start_eval_run("base") == 1
+
+
 # ----------------------------------------------------------------------------- feedback
 
 
@@ -428,6 +442,25 @@ def test_async_writer_applies_writes_in_order_and_reports_failures(store: Store)
     assert [o.kind for o in store.outcomes()] == ["accepted", "ignored"]
     with pytest.raises(Exception, match="closed"):
         writer.submit(store.heartbeat, "server")
+
+
+def test_async_writer_does_not_block_the_caller_while_another_process_holds_the_lock(
+    store: Store, db_path: Path
+) -> None:
+    fix = offer(store, 1)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # Another process mid-transaction (the learner, say).
+    with AsyncWriter() as writer:
+        started = time.monotonic()
+        future = writer.submit(store.record_outcome, fix.fix_id, "accepted")
+        assert time.monotonic() - started < 0.1
+        time.sleep(0.3)
+        assert not future.done()  # Still waiting on the lock, in the background.
+        other.execute("COMMIT")
+        writer.flush(timeout=10)
+    other.close()
+    assert future.result() is True
+    assert [o.kind for o in store.outcomes()] == ["accepted"]
 
 
 KINDS_WITH_CODE = [
