@@ -143,6 +143,8 @@ def _factors_from_directory(directory: Path) -> LoraFactors:
 def _factors_from_state_dict(state: Mapping[str, Tensor], adapter_name: str | None, scaling_of: Any) -> LoraFactors:
     halves: dict[str, dict[str, Tensor]] = {}
     for key, tensor in state.items():
+        if "lora_magnitude_vector" in key:
+            raise ShareFormatError(f"{key}: DoRA adapters are not plain LoRA and cannot be read into Share")
         if not key.endswith(".weight"):
             continue
         parts = key[: -len(".weight")].split(".")
