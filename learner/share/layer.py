@@ -44,7 +44,8 @@ class FactoredTerm:
         needs_grad = torch.is_grad_enabled() and (self.left_coef.requires_grad or self.right_coef.requires_grad)
         if needs_grad:
             return self._compute(dtype, device)
-        key = (self.left_coef._version, self.right_coef._version, dtype, device)
+        # Inference-mode tensors may not be reused where autograd records, so the mode is part of the key.
+        key = (self.left_coef._version, self.right_coef._version, dtype, device, torch.is_inference_mode_enabled())
         if self._cache is None or self._cache_key != key:
             with torch.no_grad():
                 self._cache = self._compute(dtype, device)
