@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,6 +35,10 @@ PROMPT_LOOKUP_TOKENS = 10
 
 class ModelLoadError(RuntimeError):
     """The model could not be loaded; the message is one line a user can act on."""
+
+
+class GenerationError(RuntimeError):
+    """One generation failed (prompt too long for the model, out of memory, ...); one-line message."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,12 @@ class ModelRuntime:
         self.tokenizer = tokenizer
         self.model = model
         self.device = device
+        #: Held for a whole generation: the model (and its active adapter) serves one call at a time.
         self._lock = threading.Lock()
+        #: Fast tokenizers raise "Already borrowed" when used from two threads at once; this lock is
+        #: separate so counting tokens never waits for a generation to finish.
+        self._tokenizer_lock = threading.Lock()
+        self._context_length: int | None = getattr(model.config, "max_position_embeddings", None)
         self._adapters: RouteAdapters | None = None
         self._eos_ids = _eos_token_ids(tokenizer, model)
         pad = tokenizer.pad_token_id
@@ -77,7 +88,8 @@ class ModelRuntime:
         return str(text)
 
     def token_count(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        with self._tokenizer_lock:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # ----- adapters -----
     def attach_adapters(self, adapters: RouteAdapters | None) -> None:
@@ -107,7 +119,14 @@ class ModelRuntime:
         import torch
 
         prompt = self.render_prompt(messages)
-        encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        prompt_tokens = int(encoded["input_ids"].shape[1])
+        if self._context_length is not None and prompt_tokens + max_new_tokens > self._context_length:
+            raise GenerationError(
+                f"the prompt has {prompt_tokens} tokens; with {max_new_tokens} new tokens it exceeds "
+                f"the model's context of {self._context_length}"
+            )
         input_ids = encoded["input_ids"].to(self.device)
         attention_mask = encoded["attention_mask"].to(self.device)
         options = self._generation_options(max_new_tokens, prompt_lookup, temperature, stop_event)
@@ -120,12 +139,15 @@ class ModelRuntime:
                 with torch.inference_mode(), _seeded(seed, self.device):
                     output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **options)
                 seconds = time.perf_counter() - started
+            except (RuntimeError, ValueError) as exc:  # torch OOM and shape errors, bad generation options
+                raise GenerationError(f"generation failed: {_first_line(exc)}") from exc
             finally:
                 if adapters is not None:
                     adapters.activate(None)
 
-        new_ids = output[0, input_ids.shape[1] :]
-        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        new_ids = output[0, prompt_tokens:]
+        with self._tokenizer_lock:
+            text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         return Generation(text=text, new_tokens=int(new_ids.shape[0]), seconds=seconds, adapter_version=version)
 
     def _generation_options(
@@ -201,7 +223,9 @@ def _model_source(settings: Settings, progress: Progress | None) -> tuple[str, b
     path = Path(settings.model).expanduser()
     if path.is_dir():
         return str(path), True
-    if path.is_absolute() or settings.model.startswith((".", "~")) or path.exists():
+    if path.exists():
+        raise ModelLoadError(f"model {settings.model!r} is a file; give the folder that holds the model")
+    if path.is_absolute() or settings.model.startswith((".", "~")):
         raise ModelLoadError(f"model folder {settings.model!r} does not exist")
     # A hub id: transformers uses its cache, and the network only when the user has one.
     return settings.model, False
@@ -273,28 +297,18 @@ def _stop_on_event(event: threading.Event) -> Any:
     return _StopOnEvent()
 
 
-class _seeded:
+@contextmanager
+def _seeded(seed: int | None, device: str) -> Iterator[None]:
     """Seed torch for one sampled call without disturbing the caller's global RNG state."""
+    if seed is None:
+        yield
+        return
+    import torch
 
-    def __init__(self, seed: int | None, device: str) -> None:
-        self._seed = seed
-        self._device = device
-        self._fork: Any = None
-
-    def __enter__(self) -> None:
-        if self._seed is None:
-            return
-        import torch
-
-        devices = [torch.cuda.current_device()] if self._device.startswith("cuda") else []
-        self._fork = torch.random.fork_rng(devices=devices)
-        self._fork.__enter__()
-        torch.manual_seed(self._seed)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fork is not None:
-            self._fork.__exit__(*exc)
-            self._fork = None
+    devices = [torch.cuda.current_device()] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def _first_line(exc: BaseException) -> str:
