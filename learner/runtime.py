@@ -189,6 +189,11 @@ def load_runtime(settings: Settings, progress: Progress | None = None) -> ModelR
             "install it with `pip install 'sleepy-coder[ml,model]'`"
         ) from exc
 
+    # Our own progress callback reports loading; transformers' tqdm bars would corrupt the
+    # JSON on stdout of `fix --json` and the LSP server's stdio, so they are turned off.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     device = _resolve_device(settings.device)
     source, local_only = _model_source(settings, progress)
     if progress is not None:

@@ -23,3 +23,7 @@ def settings(isolated_home: Path) -> Settings:
     s = Settings(model_enabled=False)
     s.ensure_dirs()
     return s
+
+
+# The tiny random Qwen2 (session-scoped) is available to every test as `tiny_model_dir`.
+from tests.tiny_model import tiny_model_dir  # noqa: E402, F401

@@ -91,3 +91,18 @@ def test_wrong_model_path_still_serves_rustc_suggestions(tmp_path: Path) -> None
     assert ".clone()" in result.output
     assert "model fixes unavailable" in result.output
     assert os.environ.get("SLEEPY_CODER_HOME")
+
+
+def test_model_source_runs_attempts_with_feedback_on_a_tiny_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The model path end to end: load, prompt, generate, parse, verify, retry; refusals say why."""
+    root = make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN})
+    args = ["fix", str(root), "--model", str(tiny_model_dir), "--all-sources", "--attempts", "2", "--json", "-v"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [error] = json.loads(result.stdout)["errors"]
+    assert error["fixes"][0]["source"] == "rustc"
+    model_tries = [r for r in error["rejected"] if r["source"] == "model"]
+    # A random tiny model cannot fix anything; both attempts must be made and refused with a reason.
+    assert [r["attempt"] for r in model_tries] == [1, 2]
+    assert all(r["reason"] for r in model_tries)
+    assert (root / "src/main.rs").read_text() == MOVED_VALUE_BIN
