@@ -1,0 +1,152 @@
+"""Benchmark cases: JSON Lines rows turned into typed records, with the crate type to compile as.
+
+The rows come from ``../shared/bench`` (see its README). Two rules live here so every caller
+applies them the same way: a ``bin`` case whose program or reference has no ``fn main`` is
+compiled as a ``lib`` (a missing main must never be what is graded), and cases marked
+``valid_case: false`` are skipped by default, each with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from learner.errors import SleepyCoderError
+
+_MAIN_FN = re.compile(r"(?m)^\s*(pub\s+)?fn\s+main\s*\(")
+
+
+class CaseFormatError(SleepyCoderError):
+    """A case file is missing, unreadable or has a row without the required fields."""
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    """One broken program, the codes it fails with, and (maybe) a reference fix."""
+
+    id: str
+    #: Where the case comes from (``sleepy_koans``, ``rustc_explain``): results are reported per source.
+    source: str
+    error_codes: tuple[str, ...]
+    #: ``bin`` or ``lib`` as declared; see :attr:`compile_as` for what is actually built.
+    crate_type: str
+    edition: str
+    broken: str
+    fixed: str | None
+    family: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def primary_code(self) -> str | None:
+        return self.error_codes[0] if self.error_codes else None
+
+    @property
+    def compile_as(self) -> str:
+        return compile_crate_type(self.crate_type, self.broken, self.fixed)
+
+
+@dataclass(frozen=True)
+class SkippedCase:
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CaseSet:
+    cases: tuple[EvalCase, ...]
+    skipped: tuple[SkippedCase, ...]
+    files: tuple[str, ...]
+
+
+def has_main(code: str) -> bool:
+    return bool(_MAIN_FN.search(code))
+
+
+def compile_crate_type(crate_type: str, broken: str, fixed: str | None) -> str:
+    """``lib`` for a bin whose program or reference lacks ``fn main``, else the declared type."""
+    if crate_type == "bin" and (not has_main(broken) or (fixed is not None and not has_main(fixed))):
+        return "lib"
+    return crate_type
+
+
+def case_source(case_id: str, row: Mapping[str, Any], file_stem: str) -> str:
+    """The id's prefix (``sleepy_koans/bc_001``), else the row's ``source_kind``, else the file name."""
+    if "/" in case_id:
+        return case_id.split("/", 1)[0]
+    kind = row.get("source_kind")
+    return str(kind) if kind else file_stem
+
+
+def parse_case(row: Mapping[str, Any], file_stem: str) -> EvalCase:
+    """Build an :class:`EvalCase` from one row; raises ``ValueError`` naming the bad field."""
+    for key in ("id", "broken"):
+        if not isinstance(row.get(key), str) or not row[key]:
+            raise ValueError(f"field {key!r} is missing or not a string")
+    codes = row.get("error_codes") or []
+    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+        raise ValueError("field 'error_codes' must be a list of strings")
+    crate_type = str(row.get("crate_type") or "bin")
+    if crate_type not in ("bin", "lib"):
+        raise ValueError(f"crate_type {crate_type!r} is neither 'bin' nor 'lib'")
+    fixed = row.get("fixed")
+    case_id = str(row["id"])
+    return EvalCase(
+        id=case_id,
+        source=case_source(case_id, row, file_stem),
+        error_codes=tuple(codes),
+        crate_type=crate_type,
+        edition=str(row.get("edition") or "2021"),
+        broken=str(row["broken"]),
+        fixed=fixed if isinstance(fixed, str) and fixed else None,
+        family=str(row["family"]) if row.get("family") else None,
+        raw=dict(row),
+    )
+
+
+def invalid_reason(row: Mapping[str, Any]) -> str | None:
+    """Why a row is marked ``valid_case: false`` (its ``problems``), or None for a valid row."""
+    if row.get("valid_case", True) is not False:
+        return None
+    problems = row.get("problems") or []
+    detail = "; ".join(str(p) for p in problems) if problems else "no reason given"
+    return f"marked valid_case=false: {detail}"
+
+
+def load_cases(paths: Iterable[Path], *, include_invalid: bool = False, limit: int | None = None) -> CaseSet:
+    """Read every case of ``paths`` in order; ``limit`` keeps the first N runnable cases in total."""
+    cases: list[EvalCase] = []
+    skipped: list[SkippedCase] = []
+    files: list[str] = []
+    seen: set[str] = set()
+    for path in paths:
+        path = Path(path)
+        files.append(str(path))
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CaseFormatError(f"cannot read cases from {path}: {exc}") from exc
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("a case must be a JSON object")
+                case = parse_case(row, path.stem)
+            except ValueError as exc:
+                raise CaseFormatError(f"{path}:{number}: not a valid case: {exc}") from exc
+            if case.id in seen:
+                raise CaseFormatError(f"{path}:{number}: duplicate case id {case.id!r}")
+            seen.add(case.id)
+            reason = invalid_reason(row)
+            if reason is not None and not include_invalid:
+                skipped.append(SkippedCase(case.id, reason))
+                continue
+            if limit is not None and len(cases) >= limit:
+                continue
+            cases.append(case)
+    return CaseSet(tuple(cases), tuple(skipped), tuple(files))
