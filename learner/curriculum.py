@@ -1,0 +1,671 @@
+"""Training sets per route: (broken, fixed, diagnostic) triples made by breaking correct Rust.
+
+Why mutations: the user's accepted fixes arrive slowly, and evaluation data must never be
+trained on. Correct code is plentiful (the user's own crates, the Rust documentation installed
+with the toolchain), and breaking it in the ways programmers do (:mod:`learner.mutations`)
+yields pairs whose fix is known exactly: the original. rustc decides what each mutant is: a
+mutant is kept only when its *first* error falls in the route the operator feeds, and the
+region the prompt shows for that error contains the whole change (otherwise the answer could
+not express the fix).
+
+Every example is rendered with the inference code path: :func:`learner.prompt.collect_regions`
+on the materialised broken crate, :func:`learner.prompt.build_prompt`, and a target made by
+:func:`learner.prompt.format_answer` from the original text of the changed region. Accepted and
+edited fixes from the store join as the most valuable examples; rejected ones never appear
+(:meth:`learner.store.Store.accepted_examples` excludes them).
+
+Leakage: sources and mutants whose normalised text equals any evaluation case are dropped
+(:class:`Leakage`). Cost: rustc runs are cached by content, run on ``workers`` threads, and
+bounded per route and in total.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from learner import items
+from learner.config import Settings
+from learner.crate import CrateRef, locate_crate
+from learner.errors import SleepyCoderError
+from learner.mutations import OPERATORS, Mutation, Operator, mutations
+from learner.prompt import PromptRegion, build_prompt, collect_regions, format_answer
+from learner.records import RustDiagnostic
+from learner.router import FALLBACK, ROUTES, route_for, route_for_code
+from learner.source import write_atomic
+from learner.toolchain import CheckCancelled, check, rustc_path
+
+#: Bump when the example format or the acceptance rules change: old cached verdicts are ignored.
+CACHE_VERSION = 1
+#: At most this many mutants per operator and source, so one long file cannot fill a route.
+PER_SOURCE_OPERATOR = 2
+_SKIP_CLASSES = ("ignore", "compile_fail", "does_not_compile", "not_desired_behavior", "text", "console")
+_DOC_BOOKS = ("book", "rust-by-example")
+_MAIN_FN = re.compile(r"(?m)^\s*(pub\s+)?(async\s+)?fn\s+main\s*\(")
+
+
+class CurriculumError(SleepyCoderError):
+    """The curriculum cannot be built (no route to build for, an unreadable crate, ...)."""
+
+
+# ----------------------------------------------------------------------------- leakage
+
+
+def normalised_source(code: str) -> str:
+    """``code`` without comments, whitespace runs collapsed to one space: the identity used for dedup and leakage."""
+    data = code.encode("utf-8", "replace")
+    root = items.parse(data)
+    out = bytearray()
+    last = 0
+    stack = [root]
+    spans: list[tuple[int, int]] = []
+    while stack:
+        node = stack.pop()
+        if node.type in ("line_comment", "block_comment"):
+            spans.append((node.start_byte, node.end_byte))
+            continue
+        stack.extend(node.children)
+    for start, end in sorted(spans):
+        out += data[last:start] + b" "
+        last = end
+    out += data[last:]
+    return " ".join(out.decode("utf-8", "replace").split())
+
+
+def source_hash(code: str) -> str:
+    """SHA-256 of :func:`normalised_source`."""
+    return hashlib.sha256(normalised_source(code).encode()).hexdigest()
+
+
+def default_benchmark_dirs() -> list[Path]:
+    """Where evaluation cases live: ``$SLEEPY_CODER_BENCH_DIR`` and the checkout's ``../shared/bench``."""
+    found = []
+    env = os.environ.get("SLEEPY_CODER_BENCH_DIR")
+    if env:
+        found.append(Path(env))
+    sibling = Path(__file__).resolve().parents[2] / "shared" / "bench"
+    if sibling.is_dir():
+        found.append(sibling)
+    return found
+
+
+@dataclass
+class Leakage:
+    """Normalised hashes of every evaluation program (broken and fixed); nothing matching them is trained on.
+
+    ``learner.eval.leakage.is_benchmark_source`` is consulted too when that module exists, so the
+    evaluation side's own definition of a benchmark case always applies.
+    """
+
+    hashes: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_dirs(cls, dirs: Iterable[Path]) -> Leakage:
+        hashes: set[str] = set()
+        for folder in dirs:
+            for path in sorted(Path(folder).glob("*.jsonl")):
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    with contextlib.suppress(ValueError):
+                        row = json.loads(line)
+                        for key in ("broken", "fixed"):
+                            if isinstance(row.get(key), str):
+                                hashes.add(source_hash(row[key]))
+        return cls(hashes)
+
+    def is_benchmark(self, code: str) -> bool:
+        if source_hash(code) in self.hashes:
+            return True
+        external = _external_leakage_check()
+        return external is not None and bool(external(code))
+
+
+def _external_leakage_check() -> Callable[[str], bool] | None:
+    try:
+        from learner.eval import leakage  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    check_fn = getattr(leakage, "is_benchmark_source", None)
+    return check_fn if callable(check_fn) else None
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A lone file of correct Rust (a documentation example, a test corpus entry)."""
+
+    origin: str
+    code: str
+    crate_type: str = "bin"
+    edition: str = "2021"
+
+
+def snippet_from_block(origin: str, code: str, edition: str = "2021") -> Snippet | None:
+    """A documentation block as a compilable file: bins keep their ``main``, item-only code is a
+    lib, and loose statements are wrapped in ``fn main``. Blocks that do not parse are skipped."""
+    code = code.strip("\n") + "\n"
+    if _MAIN_FN.search(code):
+        return Snippet(origin, code, "bin", edition) if not items.has_syntax_errors(code.encode()) else None
+    if not items.has_syntax_errors(code.encode()):
+        root = items.parse(code.encode())
+        if all(
+            child.type in items.ITEM_KINDS or child.type.endswith(("comment", "declaration", "attribute_item"))
+            for child in root.named_children
+        ):
+            return Snippet(origin, code, "lib", edition)
+    wrapped = "fn main() {\n" + "".join(f"    {line}\n" if line else "\n" for line in code.splitlines()) + "}\n"
+    return Snippet(origin, wrapped, "bin", edition) if not items.has_syntax_errors(wrapped.encode()) else None
+
+
+_BLOCK = re.compile(r'<pre><code class="([^"]*language-rust[^"]*)">(.*?)</code></pre>', re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def docs_root() -> Path | None:
+    """The HTML docs installed with the toolchain (``rustup component add rust-docs``), if any."""
+    try:
+        import subprocess
+
+        out = subprocess.run([str(rustc_path()), "--print", "sysroot"], capture_output=True, text=True, timeout=30)
+    except (OSError, SleepyCoderError):
+        return None
+    root = Path(out.stdout.strip()) / "share" / "doc" / "rust" / "html"
+    return root if root.is_dir() else None
+
+
+def doc_snippets(root: Path) -> Iterator[Snippet]:
+    """Rust code blocks of the Book and Rust by Example, read from the HTML at run time."""
+    for book in _DOC_BOOKS:
+        for page in sorted((root / book).rglob("*.html")):
+            if page.name in ("print.html", "404.html", "toc.html"):
+                continue
+            try:
+                text = page.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for n, match in enumerate(_BLOCK.finditer(text)):
+                classes = match.group(1).split()
+                if any(c in _SKIP_CLASSES for c in classes):
+                    continue
+                edition = next((c.removeprefix("edition") for c in classes if c.startswith("edition")), "2021")
+                code = html.unescape(_TAG.sub("", match.group(2)))
+                if "extern crate" in code or "#![feature" in code:
+                    continue
+                snippet = snippet_from_block(f"docs:{book}/{page.relative_to(root / book)}#{n}", code, edition)
+                if snippet is not None:
+                    yield snippet
+
+
+# ----------------------------------------------------------------------------- workspaces
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What rustc made of one program: its errors (empty = compiles), where it was materialised."""
+
+    errors: tuple[RustDiagnostic, ...]
+    regions: tuple[PromptRegion, ...] = ()
+
+
+class _SnippetWorkspace:
+    """Compiles lone files, each in a fresh folder under the scratch dir (threads never share one)."""
+
+    def __init__(self, settings: Settings, snippet: Snippet, timeout_s: float) -> None:
+        self.settings = settings
+        self.snippet = snippet
+        self.timeout_s = timeout_s
+        self.file = "main.rs" if snippet.crate_type == "bin" else "lib.rs"
+        self.data = snippet.code.encode()
+
+    def key(self) -> str:
+        return f"snippet|{self.snippet.crate_type}|{self.snippet.edition}"
+
+    def run(self, data: bytes) -> Verdict:
+        base = self.settings.scratch_dir / "curriculum"
+        base.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="snippet-", dir=base))
+        try:
+            (folder / self.file).write_bytes(data)
+            crate = CrateRef(
+                root=folder,
+                single_file=self.file,
+                edition=self.snippet.edition,
+                crate_type=self.snippet.crate_type,
+            )
+            result = check(crate, folder / "target", timeout_s=self.timeout_s)
+            errors = tuple(result.errors)
+            regions = tuple(collect_regions(folder, errors[0])) if errors else ()
+            return Verdict(errors, regions)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class _CrateWorkspace:
+    """One file of a user crate, mutated in scratch copies (one per worker) checked with cargo."""
+
+    def __init__(self, settings: Settings, crate: CrateRef, file: str, slots: _Slots, timeout_s: float) -> None:
+        self.crate = crate
+        self.file = file
+        self.slots = slots
+        self.timeout_s = timeout_s
+        self.data = (crate.root / file).read_bytes()
+
+    def key(self) -> str:
+        return f"crate|{self.slots.fingerprint}|{self.file}"
+
+    def run(self, data: bytes) -> Verdict:
+        with self.slots.take() as slot:
+            path = slot.root / self.file
+            try:
+                path.write_bytes(data)
+                result = check(slot, self.slots.target_of(slot), timeout_s=self.timeout_s)
+                errors = tuple(result.errors)
+                regions = tuple(collect_regions(slot.root, errors[0])) if errors else ()
+                return Verdict(errors, regions)
+            finally:
+                path.write_bytes(self.data)
+
+
+class _Slots:
+    """``workers`` scratch copies of one crate, handed out one per concurrent check."""
+
+    def __init__(self, settings: Settings, crate: CrateRef, workers: int) -> None:
+        import queue
+
+        self.crate = crate
+        self._free: queue.Queue[CrateRef] = queue.Queue()
+        self._targets: dict[Path, Path] = {}
+        digest = hashlib.sha256()
+        files = sorted(p for p in _rust_files(crate.root)) + sorted(crate.root.glob("Cargo.*"))
+        for path in files:
+            digest.update(str(path.relative_to(crate.root)).encode() + b"\0" + path.read_bytes())
+        self.fingerprint = digest.hexdigest()[:16]
+        for i in range(max(1, workers)):
+            root = settings.scratch_dir / "curriculum" / f"{crate.key}-{i}"
+            if root.exists():
+                shutil.rmtree(root)
+            shutil.copytree(crate.root, root, ignore=shutil.ignore_patterns("target", ".git"))
+            manifest = root / crate.manifest.relative_to(crate.root) if crate.manifest else None
+            copy = CrateRef(root=root, manifest=manifest, edition=crate.edition)
+            self._targets[root] = settings.targets_dir / f"{crate.key}-curriculum-{i}"
+            self._free.put(copy)
+
+    def target_of(self, slot: CrateRef) -> Path:
+        return self._targets[slot.root]
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[CrateRef]:
+        slot = self._free.get()
+        try:
+            yield slot
+        finally:
+            self._free.put(slot)
+
+
+def _rust_files(root: Path) -> Iterator[Path]:
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in ("target", ".git") and not d.startswith(".")]
+        for name in files:
+            if name.endswith(".rs"):
+                yield Path(folder) / name
+
+
+# ----------------------------------------------------------------------------- examples
+
+
+@dataclass
+class CurriculumConfig:
+    """How much to build and from what."""
+
+    per_route: int = 64
+    routes: tuple[str, ...] | None = None
+    crates: tuple[Path, ...] = ()
+    use_docs: bool = True
+    use_store: bool = True
+    #: Upper bound on rustc/cargo runs (cache hits are free).
+    max_checks: int = 3000
+    workers: int = 2
+    check_timeout_s: float = 120.0
+
+
+@dataclass
+class CurriculumResult:
+    examples: dict[str, list[dict[str, Any]]]
+    #: route -> path of the JSONL written (routes with at least one example).
+    files: dict[str, Path]
+    stats: dict[str, Any]
+
+
+def _verdict_cache(settings: Settings) -> Path:
+    return settings.cache_dir / "curriculum" / f"verdicts-v{CACHE_VERSION}"
+
+
+def _cache_get(settings: Settings, key: str) -> dict[str, Any] | None:
+    path = _verdict_cache(settings) / key[:2] / f"{key}.json"
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _cache_put(settings: Settings, key: str, value: dict[str, Any]) -> None:
+    path = _verdict_cache(settings) / key[:2] / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(value).encode())
+
+
+def _example_from_mutant(
+    workspace: _SnippetWorkspace | _CrateWorkspace, operator: Operator, mutation: Mutation, origin: str
+) -> dict[str, Any]:
+    """Compile one mutant and turn it into an example dict, or ``{"rejected": reason}``."""
+    broken = mutation.apply(workspace.data)
+    verdict = workspace.run(broken)
+    if not verdict.errors:
+        return {"rejected": "mutant compiles"}
+    first = verdict.errors[0]
+    route = route_for(first)
+    if route.name not in operator.routes:
+        return {"rejected": f"first error {first.code or '-'} is route {route.name}"}
+    fixed_regions: list[tuple[int, str]] = []
+    delta = (mutation.end - mutation.start) - len(mutation.replacement)
+    for number, region in enumerate(verdict.regions, start=1):
+        r = region.region
+        if r.file != workspace.file or not (r.byte_start <= mutation.start and mutation.broken_end <= r.byte_end):
+            continue
+        original = workspace.data[r.byte_start : r.byte_end + delta].decode("utf-8").replace("\r\n", "\n")
+        fixed_regions.append((number, original))
+    if not fixed_regions:
+        return {"rejected": "the change lies outside the regions the prompt shows"}
+    prompt = build_prompt(first, route, list(verdict.regions))
+    return {
+        "route": route.name,
+        "code": first.code,
+        "operator": operator.name,
+        "origin": origin,
+        "kind": "mutation",
+        "file": workspace.file,
+        "broken": broken.decode("utf-8"),
+        "fixed": workspace.data.decode("utf-8"),
+        "rendered": first.rendered,
+        "messages": list(prompt.messages),
+        "answer": format_answer(fixed_regions),
+        "weight": 1.0,
+    }
+
+
+def store_examples(settings: Settings, routes: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Accepted and edited fixes from the store as examples (the user's final code is the target).
+
+    The prompt shows the recorded enclosing item as region 1, as the editor's request did.
+    """
+    from learner.store import Store
+
+    if not settings.db_path.exists():
+        return []
+    out = []
+    with Store.open(settings) as store:
+        for ex in store.accepted_examples():
+            route = ROUTES.get(ex.route) or route_for_code(ex.code)
+            if route.name == FALLBACK or (routes is not None and route.name not in routes):
+                continue
+            if not ex.before_text.strip() or not ex.target.strip():
+                continue
+            before = ex.before_text.encode()
+            label = items.region_at(ex.file, before, 0, 0).label
+            region = PromptRegion(items.Region(ex.file, 0, len(before), label), ex.before_text)
+            diag = RustDiagnostic(level="error", message=ex.message, code=ex.code, rendered=ex.rendered)
+            prompt = build_prompt(diag, route, [region])
+            out.append(
+                {
+                    "route": route.name,
+                    "code": ex.code,
+                    "operator": "user-edited" if ex.edited else "user-accepted",
+                    "origin": f"store:{ex.fix_id}",
+                    "fix_id": ex.fix_id,
+                    "kind": "store",
+                    "file": ex.file,
+                    "broken": ex.before_text,
+                    "fixed": ex.target,
+                    "rendered": ex.rendered,
+                    "messages": list(prompt.messages),
+                    "answer": format_answer([(1, ex.target)]),
+                    "weight": ex.weight,
+                }
+            )
+    return out
+
+
+def build_curriculum(
+    settings: Settings,
+    config: CurriculumConfig,
+    *,
+    snippets: Iterable[Snippet] = (),
+    leakage: Leakage | None = None,
+    progress: Callable[[str, dict[str, int]], None] | None = None,
+    record: bool = True,
+) -> CurriculumResult:
+    """Build, write and register one training set per route.
+
+    Sources in order: the store's accepted fixes, ``snippets``, the user's ``config.crates``,
+    then (``config.use_docs``) the installed Rust documentation. Stops when every wanted route
+    has ``per_route`` examples or ``max_checks`` compiles were spent.
+    """
+    wanted = _wanted_routes(config.routes)
+    leakage = leakage if leakage is not None else Leakage.from_dirs(default_benchmark_dirs())
+    examples: dict[str, list[dict[str, Any]]] = {r: [] for r in wanted}
+    seen: set[str] = set()
+    stats: dict[str, Any] = {
+        "checks": 0,
+        "cache_hits": 0,
+        "sources": 0,
+        "leaked_sources": 0,
+        "leaked_mutants": 0,
+        "duplicates": 0,
+        "sources_not_compiling": 0,
+        "rejected": {},
+        "docs": None,
+    }
+    if config.use_store:
+        for ex in store_examples(settings, wanted):
+            if leakage.is_benchmark(ex["broken"]) or leakage.is_benchmark(ex["fixed"]):
+                stats["leaked_mutants"] += 1
+                continue
+            examples[ex["route"]].append(ex)
+
+    def full(route: str) -> bool:
+        return len(examples[route]) >= config.per_route
+
+    def done() -> bool:
+        return all(full(r) for r in wanted) or stats["checks"] >= config.max_checks
+
+    workspaces = _workspaces(settings, config, snippets, stats)
+    with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
+        for workspace, origin in workspaces:
+            if done():
+                break
+            original = workspace.data.decode("utf-8", "replace")
+            digest = source_hash(original)
+            if digest in seen:
+                stats["duplicates"] += 1
+                continue
+            seen.add(digest)
+            if leakage.is_benchmark(original):
+                stats["leaked_sources"] += 1
+                continue
+            stats["sources"] += 1
+            if not _compiles(settings, workspace, stats):
+                stats["sources_not_compiling"] += 1
+                continue
+            jobs = _mutants(workspace, wanted, full, leakage, seen, stats)
+            results = pool.map(
+                lambda job, ws=workspace, org=origin: _cached_example(settings, ws, *job, org, stats), jobs
+            )
+            for result in results:
+                if "rejected" in result:
+                    reason = str(result["rejected"]).split(" is route ")[0]
+                    stats["rejected"][reason] = stats["rejected"].get(reason, 0) + 1
+                    continue
+                route = result["route"]
+                if route in examples and not full(route):
+                    examples[route].append(result)
+            if progress is not None:
+                progress(origin, {r: len(v) for r, v in examples.items()})
+    files = _write_sets(settings, examples, record) if record else {}
+    stats["examples"] = {r: len(v) for r, v in examples.items()}
+    return CurriculumResult(examples, files, stats)
+
+
+def _wanted_routes(routes: Sequence[str] | None) -> list[str]:
+    trainable = sorted({r for op in OPERATORS for r in op.routes} | (set(routes or ()) - {FALLBACK}))
+    if routes is None:
+        return trainable
+    unknown = [r for r in routes if r not in ROUTES or r == FALLBACK]
+    if unknown:
+        raise CurriculumError(f"unknown or untrainable route(s) {', '.join(unknown)}; see `sleepy-coder routes`")
+    return list(dict.fromkeys(routes))
+
+
+def _workspaces(
+    settings: Settings, config: CurriculumConfig, snippets: Iterable[Snippet], stats: dict[str, Any]
+) -> Iterator[tuple[_SnippetWorkspace | _CrateWorkspace, str]]:
+    for snippet in snippets:
+        yield _SnippetWorkspace(settings, snippet, config.check_timeout_s), snippet.origin
+    for path in config.crates:
+        crate = locate_crate(Path(path))
+        if crate.is_single_file:
+            assert crate.single_file is not None
+            code = (crate.root / crate.single_file).read_text(encoding="utf-8", errors="replace")
+            snippet = Snippet(f"file:{crate.root / crate.single_file}", code, crate.crate_type, crate.edition)
+            yield _SnippetWorkspace(settings, snippet, config.check_timeout_s), snippet.origin
+            continue
+        slots = _Slots(settings, crate, config.workers)
+        for file in sorted(_rust_files(crate.root)):
+            rel = str(file.relative_to(crate.root))
+            yield _CrateWorkspace(settings, crate, rel, slots, config.check_timeout_s), f"crate:{crate.root}/{rel}"
+    if config.use_docs:
+        root = docs_root()
+        stats["docs"] = str(root) if root else "not installed"
+        if root is not None:
+            for snippet in doc_snippets(root):
+                yield _SnippetWorkspace(settings, snippet, config.check_timeout_s), snippet.origin
+
+
+def _compiles(settings: Settings, workspace: _SnippetWorkspace | _CrateWorkspace, stats: dict[str, Any]) -> bool:
+    key = hashlib.sha256(f"{workspace.key()}|original".encode() + b"\0" + workspace.data).hexdigest()
+    cached = _cache_get(settings, key)
+    if cached is not None:
+        stats["cache_hits"] += 1
+        return bool(cached.get("compiles"))
+    stats["checks"] += 1
+    try:
+        ok = not workspace.run(workspace.data).errors
+    except (SleepyCoderError, CheckCancelled):
+        ok = False
+    _cache_put(settings, key, {"compiles": ok})
+    return ok
+
+
+def _mutants(
+    workspace: _SnippetWorkspace | _CrateWorkspace,
+    wanted: list[str],
+    full: Callable[[str], bool],
+    leakage: Leakage,
+    seen: set[str],
+    stats: dict[str, Any],
+) -> list[tuple[Operator, Mutation, str]]:
+    jobs: list[tuple[Operator, Mutation, str]] = []
+    per_operator: dict[str, int] = {}
+    for operator, mutation in mutations(workspace.data):
+        if not any(r in wanted and not full(r) for r in operator.routes):
+            continue
+        if per_operator.get(operator.name, 0) >= PER_SOURCE_OPERATOR:
+            continue
+        broken = mutation.apply(workspace.data).decode("utf-8", "replace")
+        digest = source_hash(broken)
+        if digest in seen:
+            stats["duplicates"] += 1
+            continue
+        seen.add(digest)
+        if leakage.is_benchmark(broken):
+            stats["leaked_mutants"] += 1
+            continue
+        per_operator[operator.name] = per_operator.get(operator.name, 0) + 1
+        key = hashlib.sha256(f"{workspace.key()}|{operator.name}".encode() + b"\0" + broken.encode()).hexdigest()
+        jobs.append((operator, mutation, key))
+    return jobs
+
+
+def _cached_example(
+    settings: Settings,
+    workspace: _SnippetWorkspace | _CrateWorkspace,
+    operator: Operator,
+    mutation: Mutation,
+    key: str,
+    origin: str,
+    stats: dict[str, Any],
+) -> dict[str, Any]:
+    cached = _cache_get(settings, key)
+    if cached is not None:
+        stats["cache_hits"] += 1
+        return {**cached, "origin": origin} if "rejected" not in cached else cached
+    stats["checks"] += 1
+    try:
+        result = _example_from_mutant(workspace, operator, mutation, origin)
+    except (SleepyCoderError, CheckCancelled, UnicodeDecodeError) as exc:
+        return {"rejected": f"check failed: {exc}"}
+    result["id"] = key[:16]
+    _cache_put(settings, key, result)
+    return result
+
+
+def _write_sets(settings: Settings, examples: dict[str, list[dict[str, Any]]], record: bool) -> dict[str, Path]:
+    from learner.store import Store
+
+    settings.training_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    with Store.open(settings) as store:
+        for route, rows in examples.items():
+            if not rows:
+                continue
+            blob = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode()
+            sha = hashlib.sha256(blob).hexdigest()
+            path = settings.training_dir / f"{route}-{sha[:12]}.jsonl"
+            if not path.exists():
+                write_atomic(path, blob)
+            fix_ids = [row["fix_id"] for row in rows if row.get("fix_id")]
+            store.record_training_set(route, path, n_examples=len(rows), sha=sha, source_fix_ids=fix_ids)
+            files[route] = path
+    return files
+
+
+def load_training_set(path: Path) -> list[dict[str, Any]]:
+    """Read a training set written by :func:`build_curriculum`; a bad line is a clear error."""
+    rows = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CurriculumError(f"cannot read training set {path}: {exc.strerror or exc}") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise CurriculumError(f"{path}:{number} is not JSON ({exc})") from exc
+        if not isinstance(row, dict) or "messages" not in row or "answer" not in row:
+            raise CurriculumError(f"{path}:{number} lacks 'messages' or 'answer'")
+        rows.append(row)
+    return rows
