@@ -1,0 +1,115 @@
+"""``sleepy-coder learn``: a manual learning run with progress bars (see :mod:`learner.phases`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from learner.errors import SleepyCoderError
+from learner.train import StepCallback
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class RichReporter:
+    """One bar per trained unit: step, loss, examples/s and time left."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+
+    def message(self, text: str) -> None:
+        (self.progress.console if self.progress else console).print(escape(text))
+
+    def task(self, label: str, total: int) -> StepCallback:
+        bar = self.progress
+        task_id = bar.add_task(label, total=total, loss=float("nan"), rate=0.0) if bar else None
+
+        def on_step(step: int, steps: int, loss: float, rate: float, seconds: float) -> None:
+            if bar is not None and task_id is not None:
+                bar.update(task_id, completed=step, loss=loss, rate=rate)
+            else:
+                console.print(f"{label} step {step}/{steps} loss {loss:.4f} {rate:.2f} ex/s")
+
+        return on_step
+
+
+def learn(
+    route: Annotated[
+        list[str] | None, typer.Option("--route", help="Train this route (new or updated); repeatable.")
+    ] = None,
+    phase: Annotated[int, typer.Option("--phase", min=0, max=3, help="Stop after this phase (0-3).")] = 3,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimiser steps per route and phase.")] = 100,
+    crate: Annotated[
+        list[Path] | None, typer.Option("--crate", help="A crate of yours to learn from; repeatable.")
+    ] = None,
+    per_route: Annotated[int, typer.Option("--per-route", min=1, help="Training examples per route, at most.")] = 64,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the last interrupted run.")] = False,
+    promote: Annotated[bool, typer.Option("--promote", help="Make the result active at once (skip the gate).")] = False,
+    naive: Annotated[bool, typer.Option("--naive", help="Also train the naive sequential-LoRA baseline.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Start a new basis instead of extending the last one.")
+    ] = False,
+    no_docs: Annotated[bool, typer.Option("--no-docs", help="Do not learn from the installed Rust docs.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=32)] = 256,
+    model: Annotated[str | None, typer.Option("--model", help="Model folder or id (default: embedded).")] = None,
+) -> None:
+    """Build training sets and train the Share adapters (Phase 0 -> 1 -> 2 -> 3); resumable."""
+    from learner.cli import fail, settings_from
+    from learner.phases import LearnOptions, run_learning
+
+    settings = settings_from(model)
+    options = LearnOptions(
+        routes=tuple(route) if route else None,
+        phase=phase,
+        steps=steps,
+        crates=tuple(str(c) for c in crate or ()),
+        per_route=per_route,
+        use_docs=not no_docs,
+        naive=naive,
+        rebuild=rebuild,
+        promote=promote,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+    )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[rate]:.2f} ex/s"),
+        TimeRemainingColumn(),
+    )
+    progress = Progress(*columns, console=console) if sys.stderr.isatty() else None
+    reporter = RichReporter(progress)
+    try:
+        if progress is not None:
+            progress.start()
+        try:
+            report = run_learning(settings, options, reporter=reporter, resume=resume)
+        finally:
+            if progress is not None:
+                progress.stop()
+    except (SleepyCoderError, RuntimeError) as exc:
+        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    out = Console(highlight=False)
+    out.print(
+        f"run {report.run_dir.name}: {'finished' if report.finished else 'interrupted'}; phases {report.phases_done}"
+    )
+    for name, path in report.training_sets.items():
+        out.print(f"  training set {name}: {path}")
+    if report.version:
+        status = "active" if report.promoted else "candidate"
+        out.print(f"[green]produced[/] {report.version} ({status}) at {report.artifact}")
+    if report.naive_version:
+        out.print(f"[green]produced[/] {report.naive_version} (naive baseline) at {report.naive_artifact}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("learn")(learn)
