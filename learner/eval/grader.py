@@ -79,8 +79,21 @@ def compile_program(settings: Settings, case: EvalCase, program: str) -> list[Ru
     return result.errors
 
 
+def primary_error(settings: Settings, case: EvalCase) -> RustDiagnostic | None:
+    """The broken program's first error with the case's primary code (else its first error)."""
+    errors = compile_program(settings, case, case.broken)
+    return next((d for d in errors if d.code == case.primary_code), errors[0] if errors else None)
+
+
 def grade(settings: Settings, case: EvalCase, final_program: str, target: RustDiagnostic | None = None) -> Grade:
-    """Grade ``final_program`` for ``case``; ``target`` is the case's primary error as first reported."""
+    """Grade ``final_program`` for ``case``.
+
+    ``target`` is the case's primary error as first reported (the runner has it); without it
+    the broken program is compiled here to find it, so deleting the erroneous statement is
+    caught either way.
+    """
+    if target is None:
+        target = primary_error(settings, case)
     ref_size = changed_lines(case.broken, case.fixed) if case.fixed is not None else None
     size = changed_lines(case.broken, final_program)
     exact = same_after_rustfmt(final_program, case.fixed, case.edition) if case.fixed is not None else None
