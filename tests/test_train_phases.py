@@ -88,7 +88,7 @@ def test_loss_mask_covers_only_the_answer(settings: Settings, tiny_model_dir: Pa
 
 
 def test_phases_0_to_3_run_end_to_end_and_the_loss_goes_down(learned: tuple[Settings, LearnReport]) -> None:
-    settings, report = learned
+    _, report = learned
     assert report.finished and report.phases_done == [0, 1, 2, 3]
     metrics = artifact_metrics(report.artifact)  # type: ignore[arg-type]
     for route, entry in metrics["phase0"].items():
