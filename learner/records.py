@@ -84,10 +84,11 @@ class RustDiagnostic:
 
     @property
     def secondary_spans(self) -> tuple[Span, ...]:
-        """Non-primary spans of this message and of its notes: where the related items live."""
+        """Non-primary spans of this message and of its notes and suggestions: where related items live
+        (a suggestion's span is where rustc thinks the fix goes, e.g. the struct that needs a derive)."""
         found = [s for s in self.spans if not s.is_primary]
         for child in self.children:
-            found.extend(s for s in child.spans if s.suggested_replacement is None)
+            found.extend(child.spans)
         return tuple(found)
 
     @property

@@ -11,4 +11,5 @@ ruff check .
 ruff format --check .
 mypy
 if [[ -f vscode-extension/ci.sh ]]; then bash vscode-extension/ci.sh; fi
+if command -v nvim >/dev/null 2>&1 && [[ -f neovim/tests/run.sh ]]; then bash neovim/tests/run.sh; fi
 python -m pytest -q -p no:cacheprovider --durations=15 "$@"

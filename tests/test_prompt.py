@@ -1,0 +1,70 @@
+"""The prompt shows the error's item and the items it points at; answers become edits of those regions only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from learner.crate import locate_crate
+from learner.prompt import build_prompt, collect_regions, format_answer, parse_answer
+from learner.router import route_for
+from learner.toolchain import check
+from tests.rust_fixtures import MOVED_VALUE_BIN, make_crate
+
+TWO_FILES = {
+    "src/main.rs": 'mod shapes;\n\nfn main() {\n    let p = shapes::Point { x: 1 };\n    println!("{:?}", p);\n}\n',
+    "src/shapes.rs": "pub struct Point {\n    pub x: i32,\n}\n",
+}
+
+
+def _first_error(root: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    crate = locate_crate(root)
+    return crate, check(crate, tmp_path / "target").errors[0]
+
+
+def test_missing_derive_prompt_includes_the_type_definition_in_another_file(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", TWO_FILES), tmp_path)
+    regions = collect_regions(crate.root, error)
+    assert [(r.region.file, r.region.label) for r in regions] == [
+        ("src/main.rs", "fn main"),
+        ("src/shapes.rs", "struct Point"),
+    ]
+    prompt = build_prompt(error, route_for(error), regions)
+    user = prompt.messages[1]["content"]
+    assert "// file: src/shapes.rs (struct Point)" in user
+    assert "// <- error[E0277]" in user, "the error's line is marked"
+    assert "Hint:" in user
+
+
+def test_answer_for_the_second_region_edits_only_that_file(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", TWO_FILES), tmp_path)
+    regions = collect_regions(crate.root, error)
+    prompt = build_prompt(error, route_for(error), regions)
+    fixed = "#[derive(Debug)]\npub struct Point {\n    pub x: i32,\n}\n"
+    answer = "Here you go:\n" + format_answer([(regions[1].region, fixed)])
+    [edit] = parse_answer(answer, prompt)
+    assert edit.file == "src/shapes.rs" and edit.new_text == fixed
+    assert (edit.byte_start, edit.byte_end) == (regions[1].region.byte_start, regions[1].region.byte_end)
+
+
+def test_markers_echoed_by_the_model_are_stripped_and_unchanged_blocks_give_no_edit(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN}), tmp_path)
+    regions = collect_regions(crate.root, error)
+    prompt = build_prompt(error, route_for(error), regions)
+    echoed = f"```rust\n{regions[0].display}```"
+    assert parse_answer(echoed, prompt) == ()
+    fixed = regions[0].display.replace("let t = s;", "let t = s.clone();").replace("// <- error[E0382]", "// <- fixed")
+    [edit] = parse_answer(f"```rust\n{fixed}```", prompt)
+    assert "s.clone()" in edit.new_text and "// <-" not in edit.new_text
+
+
+def test_unterminated_block_is_ignored(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN}), tmp_path)
+    prompt = build_prompt(error, route_for(error), collect_regions(crate.root, error))
+    assert parse_answer("```rust\nfn main() {\n    let t = s.clone();\n", prompt) == ()
+
+
+def test_retry_history_becomes_assistant_and_user_turns(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN}), tmp_path)
+    regions = collect_regions(crate.root, error)
+    prompt = build_prompt(error, route_for(error), regions, [("answer one", "rejected: still E0382")])
+    assert [m["role"] for m in prompt.messages] == ["system", "user", "assistant", "user"]
