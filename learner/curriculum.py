@@ -22,6 +22,7 @@ bounded per route and in total.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import html
 import json
@@ -132,7 +133,7 @@ class Leakage:
 
 def _external_leakage_check() -> Callable[[str], bool] | None:
     try:
-        from learner.eval import leakage  # type: ignore[attr-defined]
+        from learner.eval import leakage
     except ImportError:
         return None
     check_fn = getattr(leakage, "is_benchmark_source", None)
@@ -510,9 +511,7 @@ def build_curriculum(
                 stats["sources_not_compiling"] += 1
                 continue
             jobs = _mutants(workspace, wanted, full, leakage, seen, stats)
-            results = pool.map(
-                lambda job, ws=workspace, org=origin: _cached_example(settings, ws, *job, org, stats), jobs
-            )
+            results = pool.map(functools.partial(_run_job, settings, workspace, origin, stats), jobs)
             for result in results:
                 if "rejected" in result:
                     reason = str(result["rejected"]).split(" is route ")[0]
@@ -606,6 +605,16 @@ def _mutants(
         key = hashlib.sha256(f"{workspace.key()}|{operator.name}".encode() + b"\0" + broken.encode()).hexdigest()
         jobs.append((operator, mutation, key))
     return jobs
+
+
+def _run_job(
+    settings: Settings,
+    workspace: _SnippetWorkspace | _CrateWorkspace,
+    origin: str,
+    stats: dict[str, Any],
+    job: tuple[Operator, Mutation, str],
+) -> dict[str, Any]:
+    return _cached_example(settings, workspace, *job, origin, stats)
 
 
 def _cached_example(

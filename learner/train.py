@@ -286,7 +286,7 @@ def train_loop(
     for p in trainable:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    step, losses = (0, [])
+    step, losses = 0, list[float]()
     if checkpoint_dir is not None:
         step, losses = load_checkpoint(checkpoint_dir, params, optimizer)
     device = next(iter(params.values())).device
