@@ -349,8 +349,18 @@ class CurriculumResult:
     stats: dict[str, Any]
 
 
+@functools.lru_cache(maxsize=1)
+def _format_fingerprint() -> str:
+    """Changes whenever the prompt or answer format does, so cached examples never go stale."""
+    region = PromptRegion(items.Region("main.rs", 0, 12, "fn main"), "fn main() {}")
+    diag = RustDiagnostic(level="error", message="m", code="E0308", rendered="error[E0308]: m")
+    prompt = build_prompt(diag, route_for_code("E0308"), [region])
+    blob = json.dumps([prompt.messages, format_answer([(1, "fn main() {}")], [region])])
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
 def _verdict_cache(settings: Settings) -> Path:
-    return settings.cache_dir / "curriculum" / f"verdicts-v{CACHE_VERSION}"
+    return settings.cache_dir / "curriculum" / f"verdicts-v{CACHE_VERSION}-{_format_fingerprint()}"
 
 
 def _cache_get(settings: Settings, key: str) -> dict[str, Any] | None:
@@ -402,7 +412,7 @@ def _example_from_mutant(
         "fixed": workspace.data.decode("utf-8"),
         "rendered": first.rendered,
         "messages": list(prompt.messages),
-        "answer": format_answer(fixed_regions),
+        "answer": format_answer(fixed_regions, list(verdict.regions)),
         "weight": 1.0,
     }
 
@@ -442,7 +452,7 @@ def store_examples(settings: Settings, routes: Sequence[str] | None = None) -> l
                     "fixed": ex.target,
                     "rendered": ex.rendered,
                     "messages": list(prompt.messages),
-                    "answer": format_answer([(1, ex.target)]),
+                    "answer": format_answer([(region, ex.target)]),
                     "weight": ex.weight,
                 }
             )

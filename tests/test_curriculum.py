@@ -21,7 +21,7 @@ from learner.curriculum import (
 )
 from learner.prompt import SYSTEM_PROMPT
 from learner.records import Edit, FixCandidate, RustDiagnostic, Span
-from learner.router import route_for_code
+from learner.router import ROUTES, route_for_code
 from learner.store import Store
 from learner.toolchain import check
 
@@ -104,11 +104,12 @@ def test_examples_use_the_inference_prompt_and_answer_format(settings: Settings)
     result = build_curriculum(settings, _config(routes=("mutability",)), snippets=CORPUS, leakage=Leakage())
     example = result.examples["mutability"][0]
     assert example["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
-    assert "(error family: mutability)" in example["messages"][1]["content"]
-    assert example["rendered"].strip() in example["messages"][1]["content"]
-    match = re.fullmatch(r"### Region (\d+)\n```rust\n(.*)\n```", example["answer"], re.DOTALL)
-    assert match is not None
-    assert "let mut" in match.group(2) and match.group(2) in example["fixed"]
+    assert ROUTES["mutability"].hint in example["messages"][1]["content"]
+    assert example["rendered"].strip().splitlines()[0] in example["messages"][1]["content"]
+    match = re.fullmatch(r"```rust\n// file: (\S+) \((.*?)\)\n(.*)\n```", example["answer"], re.DOTALL)
+    assert match is not None and match.group(1) == example["file"]
+    assert f"// file: {example['file']} ({match.group(2)})" in example["messages"][1]["content"]
+    assert "let mut" in match.group(3) and match.group(3) in example["fixed"]
 
 
 def test_training_sets_are_written_and_registered(settings: Settings) -> None:
@@ -173,7 +174,7 @@ def test_store_fixes_join_and_rejected_ones_never_become_targets(settings: Setti
     assert "fn main() {\n    let x = 2;\n}\n" not in targets and len(rows) == 2
     edited = next(e for e in rows if e["operator"] == "user-edited")
     assert edited["weight"] > next(e for e in rows if e["operator"] == "user-accepted")["weight"]
-    assert "x += 1" in edited["answer"] and "### Region 1" in edited["answer"]
+    assert "x += 1" in edited["answer"] and edited["answer"].startswith("```rust\n// file: src/main.rs (fn main)")
     with Store.open(settings) as store:
         (recorded,) = store.training_sets(route="mutability")
     assert set(recorded.source_fix_ids) == {e["fix_id"] for e in rows}
