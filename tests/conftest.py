@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,20 @@ def settings(isolated_home: Path) -> Settings:
 
 # The tiny random Qwen2 (session-scoped) is available to every test as `tiny_model_dir`.
 from tests.tiny_model import tiny_model_dir  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The embedded default model, prepared once per session (about a minute); skipped when not installed."""
+    import shutil
+
+    from learner.model_assets import EmbeddedModelMissing, embedded_parts, prepare_embedded_model
+
+    try:
+        embedded_parts()
+    except EmbeddedModelMissing:
+        pytest.skip("the embedded model wheels are not installed (pip install 'sleepy-coder[model]')")
+    cache = tmp_path_factory.mktemp("embedded-cache")
+    folder = prepare_embedded_model(Settings(cache_dir=cache, data_dir=cache / "data"))
+    yield folder
+    shutil.rmtree(cache, ignore_errors=True)  # 1.3 GB; pytest keeps old tmp dirs

@@ -106,3 +106,24 @@ def test_model_source_runs_attempts_with_feedback_on_a_tiny_model(tmp_path: Path
     assert [r["attempt"] for r in model_tries] == [1, 2]
     assert all(r["reason"] for r in model_tries)
     assert (root / "src/main.rs").read_text() == MOVED_VALUE_BIN
+
+
+@pytest.mark.embedded_model
+def test_embedded_model_proposes_verified_or_explained_fixes_for_the_example_crate(
+    tmp_path: Path, embedded_model_dir: Path
+) -> None:
+    """The README's main job on the real model: every model attempt ends verified or refused with a reason."""
+    import shutil
+
+    root = tmp_path / "typical-errors"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "typical-errors", root)
+    args = ["fix", str(root), "--model", str(embedded_model_dir), "--all-sources", "--attempts", "1", "--json", "-v"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    errors = json.loads(result.stdout)["errors"]
+    assert {e["code"] for e in errors} >= {"E0308", "E0277"}
+    model_results = [f for e in errors for f in e["fixes"] if f["source"] == "model"] + [
+        r for e in errors for r in e["rejected"] if r["source"] == "model"
+    ]
+    assert len(model_results) == len(errors), "one model attempt per error"
+    assert all(r.get("verdict") or r.get("reason") for r in model_results)
