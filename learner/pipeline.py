@@ -54,9 +54,9 @@ def check_path(path: Path, settings: Settings, cancel: threading.Event | None = 
     result = check(crate, target_dir_for(settings, crate), timeout_s=settings.check_timeout_s, cancel=cancel)
     snapshot = {}
     for diag in result.errors:
-        span = diag.primary_span
-        if span is not None and (crate.root / span.file).is_file():
-            snapshot[span.file] = _sha(crate.root / span.file)
+        for span in (*diag.spans, *diag.secondary_spans):
+            if span.file not in snapshot and (crate.root / span.file).is_file():
+                snapshot[span.file] = _sha(crate.root / span.file)
     return CheckSession(crate, result, Verifier(settings, crate, list(result.diagnostics)), snapshot)
 
 

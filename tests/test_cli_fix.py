@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from learner.cli import app
+from learner.config import Settings
 from tests.rust_fixtures import MISSING_DERIVE_LIB, MOVED_VALUE_BIN, make_crate
 
 runner = CliRunner()
@@ -127,3 +128,15 @@ def test_embedded_model_proposes_verified_or_explained_fixes_for_the_example_cra
     ]
     assert len(model_results) == len(errors), "one model attempt per error"
     assert all(r.get("verdict") or r.get("reason") for r in model_results)
+
+
+def test_apply_refuses_a_fix_when_the_file_changed_after_the_check(tmp_path: Path, settings: Settings) -> None:
+    from learner.pipeline import StaleFix, apply_fix, build_sources, fix_path
+
+    root = make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN})
+    session, results = fix_path(root, settings, build_sources(settings))
+    candidate = results[0].fixes[0].candidate
+    (root / "src/main.rs").write_text(MOVED_VALUE_BIN.replace("hello", "hello, world"))
+    with pytest.raises(StaleFix):
+        apply_fix(session, candidate)
+    assert "hello, world" in (root / "src/main.rs").read_text()
