@@ -126,3 +126,18 @@ def test_leaked_case_is_refused_even_inside_a_training_prompt(tmp_path: Path) ->
     assert [c.id for c in clean] == ["t/clean"]
     assert report.refused[0].id == "t/leaked" and "training data" in report.refused[0].reason
     assert math.isclose(len(report.as_meta()["refused"]), 1)
+
+
+def test_protocol_steps_follow_the_order_families_were_learned(settings: object, tmp_path: Path) -> None:
+    from learner.config import Settings
+    from learner.eval.continual import protocol_steps
+    from learner.store import Store
+
+    assert isinstance(settings, Settings)
+    with Store.open(settings) as store:
+        for version, route in (("v1", "moved-value"), ("v2", "mutability"), ("v3", "moved-value"), ("n", "naive-lora")):
+            store.register_candidate(version, route=route, path=tmp_path / version)
+        steps = protocol_steps(store)
+    assert [s.family for s in steps] == ["moved-value", "mutability"]
+    assert steps[1].versions == {"moved-value": "v1", "mutability": "v2"}
+    assert steps[1].paths == (str(tmp_path / "v1"), str(tmp_path / "v2"))
