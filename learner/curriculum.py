@@ -339,6 +339,8 @@ class CurriculumConfig:
     max_checks: int = 3000
     workers: int = 2
     check_timeout_s: float = 120.0
+    #: Store fixes never to train on (the sleep cycle's gate holds them out to judge candidates).
+    exclude_fix_ids: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -491,6 +493,8 @@ def build_curriculum(
     }
     if config.use_store:
         for ex in store_examples(settings, wanted):
+            if ex["fix_id"] in config.exclude_fix_ids:
+                continue
             if leakage.is_benchmark(ex["broken"]) or leakage.is_benchmark(ex["fixed"]):
                 stats["leaked_mutants"] += 1
                 continue

@@ -59,12 +59,28 @@ def learn(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=32)] = 256,
     model: Annotated[str | None, typer.Option("--model", help="Model folder or id (default: embedded).")] = None,
+    daemon: Annotated[
+        bool, typer.Option("--daemon", help="Run the idle learner (learns while the machine is idle).")
+    ] = False,
+    once: Annotated[bool, typer.Option("--once", help="With --daemon: one cycle, then exit.")] = False,
+    now: Annotated[bool, typer.Option("--now", help="With --daemon: do not wait for the machine to be idle.")] = False,
 ) -> None:
     """Build training sets and train the Share adapters (Phase 0 -> 1 -> 2 -> 3); resumable."""
     from learner.cli import fail, settings_from
     from learner.phases import LearnOptions, run_learning
 
     settings = settings_from(model)
+    if daemon:
+        from learner.daemon import DaemonConfig, run_daemon
+
+        config = DaemonConfig(require_idle=not now, steps=steps, per_route=per_route, use_docs=not no_docs)
+        try:
+            results = run_daemon(settings, config, once=once)
+        except SleepyCoderError as exc:
+            raise fail(str(exc)) from None
+        for result in results:
+            console.print(f"cycle {result.cycle_id}: {result.outcome}")
+        return
     options = LearnOptions(
         routes=tuple(route) if route else None,
         phase=phase,

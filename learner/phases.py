@@ -82,6 +82,8 @@ class LearnOptions:
     coef_lr: float = 1e-3
     seed: int = 0
     checkpoint_every: int = 10
+    #: Store fixes held out of training (the gate's evaluation split).
+    exclude_fix_ids: tuple[str, ...] = ()
     share: dict[str, Any] = field(default_factory=dict)
 
     def train_config(self, lr: float) -> TrainConfig:
@@ -108,6 +110,7 @@ class LearnOptions:
         if values.get("routes") is not None:
             values["routes"] = tuple(values["routes"])
         values["crates"] = tuple(values.get("crates", ()))
+        values["exclude_fix_ids"] = tuple(values.get("exclude_fix_ids", ()))
         return cls(**values)
 
 
@@ -215,6 +218,7 @@ def _training_rows(
             crates=tuple(Path(c) for c in options.crates),
             use_docs=options.use_docs,
             max_checks=options.max_checks,
+            exclude_fix_ids=frozenset(options.exclude_fix_ids),
         )
         result = build_curriculum(settings, config, snippets=snippets)
         _write_json(sets_file, {"files": {r: str(p) for r, p in result.files.items()}, "stats": result.stats})

@@ -1,0 +1,308 @@
+"""The promotion gate: a candidate adapter set becomes active only if it helps the user and hurts nothing.
+
+Evidence: the user's own accepted fixes that were *held out* of training (a deterministic
+split by fix id hash, :func:`is_held_out`; the learner passes them to the trainer as
+``exclude_fix_ids`` so they are never trained on), scored route by route with the current
+adapters ("before") and the candidate ("after"); plus, when the benchmark folder exists, a
+small slice of benchmark cases of each target route run through the evaluation harness.
+
+A held-out fix counts as fixed when the model's answer, parsed exactly as the editor parses
+it, turns the recorded enclosing item into the code the user kept (whitespace aside).
+
+Decision (:func:`decide`, pure): every target route needs at least ``min_examples`` held-out
+fixes and must improve; no other score line (other routes, benchmark slices) may fall below
+the lower end of its "before" Wilson interval. Too little evidence means no promotion, with
+the reason. Every candidate's scores and the decision are written to its registry metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from learner.config import Settings
+from learner.eval.stats import Rate
+from learner.idle import PauseSwitch
+
+if TYPE_CHECKING:
+    from learner.runtime import ModelRuntime
+    from learner.store import AdapterVersion, Store
+
+#: One held-out fix in this many (by fix id hash).
+HELDOUT_BUCKETS = 5
+#: Fewer held-out fixes of a target route than this and the gate will not decide in its favour.
+MIN_HELDOUT = 3
+BENCH_PREFIX = "bench:"
+
+
+def is_held_out(fix_id: str, buckets: int = HELDOUT_BUCKETS) -> bool:
+    """Deterministic split: the same fix is held out on every machine and in every cycle."""
+    return int(hashlib.sha256(fix_id.encode()).hexdigest()[:8], 16) % buckets == 0
+
+
+@dataclass(frozen=True)
+class ScoreLine:
+    name: str
+    before: Rate
+    after: Rate
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "before": [self.before.successes, self.before.n],
+            "after": [self.after.successes, self.after.n],
+            "before_interval": list(self.before.interval),
+            "after_interval": list(self.after.interval),
+        }
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+    lines: tuple[ScoreLine, ...] = ()
+    targets: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "promote": self.promote,
+            "reason": self.reason,
+            "targets": list(self.targets),
+            "scores": {line.name: line.as_json() for line in self.lines},
+        }
+
+
+def decide(
+    scores: Mapping[str, tuple[Rate, Rate]], targets: Sequence[str], *, min_examples: int = MIN_HELDOUT
+) -> GateDecision:
+    """The gate's rule on a table ``name -> (before, after)``; see the module docstring."""
+    lines = tuple(ScoreLine(name, b, a) for name, (b, a) in sorted(scores.items()))
+    if not targets:
+        return GateDecision(False, "no target route", lines, ())
+    problems: list[str] = []
+    for route in targets:
+        if route not in scores or scores[route][1].n < min_examples:
+            n = scores[route][1].n if route in scores else 0
+            problems.append(f"too few held-out fixes of {route} to decide ({n} < {min_examples})")
+            continue
+        before, after = scores[route]
+        if after.value <= before.value:
+            problems.append(f"{route} did not improve ({before.format()} -> {after.format()})")
+    for name, (before, after) in sorted(scores.items()):
+        if name in targets or before.n == 0:
+            continue
+        low = before.interval[0]
+        if after.value < low:
+            problems.append(
+                f"{name} regressed beyond its interval ({after.format()} < {100 * low:.1f}%, before {before.format()})"
+            )
+    if problems:
+        return GateDecision(False, "; ".join(problems), lines, tuple(targets))
+    gains = ", ".join(f"{r} {scores[r][0].format()} -> {scores[r][1].format()}" for r in targets)
+    return GateDecision(True, f"improved: {gains}; no regression", lines, tuple(targets))
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def heldout_rows(settings: Settings) -> list[dict[str, Any]]:
+    """The held-out accepted fixes as examples (prompt and target made as for training)."""
+    from learner.curriculum import store_examples
+
+    return [row for row in store_examples(settings) if is_held_out(row["fix_id"])]
+
+
+def heldout_fix_ids(store: Store) -> tuple[str, ...]:
+    """Every held-out fix id (what the trainer must exclude)."""
+    return tuple(sorted({ex.fix_id for ex in store.accepted_examples() if is_held_out(ex.fix_id)}))
+
+
+def answer_fixes(row: Mapping[str, Any], answer: str) -> bool:
+    """Does ``answer`` (the model's text) turn the row's broken item into the user's code?"""
+    from learner.errors import SleepyCoderError
+    from learner.items import Region, collapse_ws
+    from learner.prompt import FixPrompt, PromptRegion, parse_answer
+    from learner.source import apply_edits
+
+    broken = str(row["broken"])
+    region = PromptRegion(Region(str(row["file"]), 0, len(broken.encode()), ""), broken)
+    edits = parse_answer(answer, FixPrompt(tuple(row["messages"]), (region,)))
+    if not edits:
+        return False
+    try:
+        fixed = apply_edits(broken.encode(), edits).decode("utf-8", "replace")
+    except SleepyCoderError:
+        return False
+    return collapse_ws(fixed) == collapse_ws(str(row["fixed"]))
+
+
+def score_rows(
+    runtime: ModelRuntime,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    max_new_tokens: int,
+    switch: PauseSwitch | None = None,
+) -> dict[str, Rate]:
+    """Per route, the share of ``rows`` the runtime (with whatever adapters are attached) fixes."""
+    passed: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for row in rows:
+        route = str(row["route"])
+        budget = min(max_new_tokens, runtime.token_count(str(row["answer"])) + 32)
+        generation = runtime.generate(
+            [dict(m) for m in row["messages"]],
+            max_new_tokens=budget,
+            route=route,
+            stop_event=switch.event if switch else None,
+        )
+        if switch is not None:
+            switch.raise_if_tripped()
+        total[route] = total.get(route, 0) + 1
+        passed[route] = passed.get(route, 0) + int(answer_fixes(row, generation.text))
+    return {route: Rate(passed[route], total[route]) for route in total}
+
+
+@dataclass
+class GateConfig:
+    min_examples: int = MIN_HELDOUT
+    #: Benchmark cases per target route (0: no benchmark slice).
+    bench_limit: int = 4
+    bench_dirs: tuple[Path, ...] | None = None
+    max_new_tokens: int = 384
+
+
+@dataclass
+class GateResult:
+    decision: GateDecision
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _Loaded:
+    """A RuntimeHandle-shaped wrapper around a runtime that is already loaded (the eval runner wants a handle)."""
+
+    def __init__(self, runtime: ModelRuntime) -> None:
+        self.runtime = runtime
+        self.loaded = runtime
+        self.state = "ready"
+
+    def get(self) -> ModelRuntime:
+        return self.runtime
+
+
+def _with_adapters(runtime: ModelRuntime, paths: Sequence[Path], work: Callable[[], Any]) -> Any:
+    """Run ``work`` with the Share sets at ``paths`` attached (none: the base model), then unhook them."""
+    from learner.eval.adapters import RoutedAdapters, load_adapter_set
+
+    sets = [load_adapter_set(runtime.model, Path(p)) for p in paths]
+    try:
+        runtime.attach_adapters(RoutedAdapters(sets) if sets else None)
+        return work()
+    finally:
+        runtime.attach_adapters(None)
+        for adapter_set in sets:
+            adapter_set.detach()
+
+
+def _bench_slice(
+    settings: Settings,
+    store: Store,
+    runtime: ModelRuntime,
+    route: str,
+    paths: Sequence[Path],
+    config: GateConfig,
+) -> Rate | None:
+    """The route's first ``bench_limit`` benchmark cases through the eval harness (one attempt)."""
+    import dataclasses
+    from typing import cast
+
+    from learner.curriculum import default_benchmark_dirs
+    from learner.eval.adapters import AdapterSelection
+    from learner.eval.cases import load_cases
+    from learner.eval.runner import run_eval
+    from learner.model_handle import RuntimeHandle
+    from learner.router import route_for_code
+
+    dirs = config.bench_dirs if config.bench_dirs is not None else tuple(default_benchmark_dirs())
+    files = sorted(p for d in dirs for p in Path(d).glob("*.jsonl"))
+    if config.bench_limit <= 0 or not files:
+        return None
+    case_set = load_cases(files)
+    cases = tuple(c for c in case_set.cases if route_for_code(c.primary_code).name == route)[: config.bench_limit]
+    if not cases:
+        return None
+    strategy = "routed" if paths else "model+hints"
+    selection = AdapterSelection(tuple(paths), {"gate": ",".join(str(p) for p in paths)}) if paths else None
+    result = run_eval(
+        dataclasses.replace(case_set, cases=cases),
+        strategy,
+        settings,
+        store,
+        attempts=1,
+        jobs=1,
+        runtime=cast(RuntimeHandle, _Loaded(runtime)),
+        adapters=selection,
+        meta={"gate": True, "route": route},
+    )
+    return Rate(sum(o.passed for o in result.outcomes), len(result.outcomes))
+
+
+def evaluate_candidate(
+    settings: Settings,
+    store: Store,
+    runtime: ModelRuntime,
+    candidate: AdapterVersion,
+    targets: Sequence[str],
+    config: GateConfig | None = None,
+    *,
+    switch: PauseSwitch | None = None,
+) -> GateResult:
+    """Score "before" (the active adapters, or the base model) and the candidate; decide."""
+    import time
+
+    from learner.hotswap import active_selection
+
+    config = config or GateConfig()
+    rows = heldout_rows(settings)
+    active = active_selection(settings, store)
+    before_paths = [p for p in active.paths] if active else []
+    after_paths = [Path(candidate.path)]
+    seconds: dict[str, float] = {}
+    scores: dict[str, tuple[Rate, Rate]] = {}
+
+    def run(paths: Sequence[Path], label: str) -> dict[str, Rate]:
+        started = time.monotonic()
+        result: dict[str, Rate] = _with_adapters(
+            runtime,
+            paths,
+            lambda: score_rows(runtime, rows, max_new_tokens=config.max_new_tokens, switch=switch),
+        )
+        for route in targets:
+            if switch is not None:
+                switch.raise_if_tripped()
+            bench = _bench_slice(settings, store, runtime, route, paths, config)
+            if bench is not None:
+                result[BENCH_PREFIX + route] = bench
+        seconds[label] = round(time.monotonic() - started, 2)
+        return result
+
+    before = run(before_paths, "before")
+    after = run(after_paths, "after")
+    for name in sorted(set(before) | set(after)):
+        scores[name] = (before.get(name, Rate(0, 0)), after.get(name, Rate(0, 0)))
+    for route in targets:
+        scores.setdefault(route, (Rate(0, 0), Rate(0, 0)))
+    return GateResult(decide(scores, targets, min_examples=config.min_examples), seconds)
+
+
+def record_decision(store: Store, candidate: AdapterVersion, result: GateResult) -> AdapterVersion:
+    """Write the scores into the candidate's metrics, then promote or reject it (one transaction each).
+
+    Metrics first: a crash between the two leaves a gated candidate that the next cycle gates
+    again, never an active version without its evidence.
+    """
+    store.set_adapter_metrics(candidate.version, {"gate": {**result.decision.as_json(), "seconds": result.seconds}})
+    if result.decision.promote:
+        return store.promote(candidate.version)
+    return store.reject(candidate.version, result.decision.reason)
