@@ -1,0 +1,199 @@
+"""Offered fixes: a verified candidate with the code around it before and after, and their caches.
+
+An :class:`Offer` is what the store records (``record_suggestion`` keeps the enclosing items
+before and after the fix, never whole files) and what the feedback watcher follows once the
+user applies it. The :class:`FixRegistry` remembers every offer by ``fix_id`` (so the accept and
+reject commands find them) and caches model results per document version and error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from learner.errors import SleepyCoderError
+from learner.items import region_at
+from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict, VerifiedFix
+from learner.source import OverlappingEdits
+from learner.verifier import Verifier
+
+#: Separates the regions of a fix that touches several items, in before/after texts.
+REGION_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True)
+class RegionChange:
+    """One item (or window of lines) a fix touches: its text before and after the fix."""
+
+    file: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A candidate fix for one error, ready to show, record and watch."""
+
+    candidate: FixCandidate
+    verdict: Verdict
+    diagnostic: RustDiagnostic
+    root: Path
+    #: The error's own region first, then any other region the edits touch.
+    regions: tuple[RegionChange, ...]
+    #: The bytes the edits apply to (``rel -> bytes``), to place them as LSP ranges.
+    sources: Mapping[str, bytes]
+
+    @property
+    def fix_id(self) -> str:
+        return self.candidate.fix_id
+
+    @property
+    def before_text(self) -> str:
+        return REGION_SEPARATOR.join(r.before for r in self.regions)
+
+    @property
+    def after_text(self) -> str:
+        return REGION_SEPARATOR.join(r.after for r in self.regions)
+
+    @property
+    def primary(self) -> RegionChange | None:
+        return self.regions[0] if self.regions else None
+
+
+def shifted(offset: int, edits: list[Edit], *, is_end: bool) -> int:
+    """Where byte ``offset`` lands after ``edits``. An insertion exactly at a region's start belongs
+    to the region (a derive added above a struct), one exactly at its end does not."""
+    delta = 0
+    for e in edits:
+        before = e.byte_start < offset if is_end else e.byte_end <= offset and e.byte_start < offset
+        if before:
+            delta += len(e.new_text.encode("utf-8")) - (e.byte_end - e.byte_start)
+    return offset + delta
+
+
+def regions_changed(diag: RustDiagnostic, edits: tuple[Edit, ...], before: dict[str, bytes], after: dict[str, bytes]):
+    """The regions around the error and around each edit, before and after the edits."""
+    wanted: list[tuple[str, int, int]] = []
+    span = diag.primary_span
+    if span is not None and span.file in before:
+        wanted.append((span.file, span.byte_start, span.byte_end))
+    wanted.extend((e.file, e.byte_start, e.byte_end) for e in edits)
+    seen: list[tuple[str, int, int]] = []
+    changes = []
+    for file, start, end in wanted:
+        data = before.get(file)
+        if data is None:
+            continue
+        region = region_at(file, data, start, end)
+        if any(f == file and s < region.byte_end and region.byte_start < e for f, s, e in seen):
+            continue
+        seen.append((file, region.byte_start, region.byte_end))
+        file_edits = sorted((e for e in edits if e.file == file), key=lambda e: e.byte_start)
+        new_start = shifted(region.byte_start, file_edits, is_end=False)
+        new_end = shifted(region.byte_end, file_edits, is_end=True)
+        changes.append(
+            RegionChange(
+                file,
+                region.text(data),
+                after[file][new_start:new_end].decode("utf-8", "replace"),
+            )
+        )
+    return tuple(changes)
+
+
+def make_offer(verifier: Verifier, verified: VerifiedFix, diag: RustDiagnostic) -> Offer | None:
+    """The offer for a candidate, or None when its edits no longer apply to the files."""
+    candidate = verified.candidate
+    try:
+        before, after = verifier.apply(candidate.edits)
+    except (OverlappingEdits, SleepyCoderError, OSError, ValueError):
+        return None
+    if span := diag.primary_span:
+        path = verifier.crate.root / span.file
+        if span.file not in before and path.is_file():
+            before[span.file] = after[span.file] = path.read_bytes()
+    regions = regions_changed(diag, candidate.edits, before, after)
+    return Offer(candidate, verified.verdict, diag, verifier.crate.root, regions, before)
+
+
+@dataclass
+class ModelResult:
+    """What ``codeAction/resolve`` found for one error: the verified model fix, or why there is none."""
+
+    offers: list[Offer] = field(default_factory=list)
+    #: Candidates the verifier refused (recorded as unverified suggestions).
+    refused: list[Offer] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+
+    @property
+    def offer(self) -> Offer | None:
+        return self.offers[0] if self.offers else None
+
+    @property
+    def explanation(self) -> str:
+        """One line for the action title when there is no verified fix."""
+        if self.notes:
+            return self.notes[0]
+        if self.refusals:
+            return f"no verified fix (the compiler refused the model's answer: {self.refusals[-1]})"
+        return "no verified fix"
+
+    @classmethod
+    def stale(cls) -> ModelResult:
+        return cls(notes=["the file changed since it was checked; save it and ask again"])
+
+
+@dataclass(frozen=True)
+class ErrorOffers:
+    """What a code-action request shows for one error."""
+
+    diagnostic: RustDiagnostic
+    route: str
+    #: rustc's verified suggestions (empty while they are still being verified).
+    offers: list[Offer]
+    #: The model's finished answer for this document version, if it was asked already.
+    model: ModelResult | None
+
+
+def document_key(uri: str, version: int | None) -> str:
+    return f"{uri}@{version}"
+
+
+class FixRegistry:
+    """Every offer by fix id, and model results by ``uri@version`` + error key."""
+
+    def __init__(self) -> None:
+        self._offers: dict[str, Offer] = {}
+        self._model: dict[tuple[str, str], ModelResult] = {}
+
+    def remember(self, offer: Offer) -> bool:
+        """Keep ``offer``; True if its fix id is new."""
+        new = offer.fix_id not in self._offers
+        self._offers[offer.fix_id] = offer
+        return new
+
+    def get(self, fix_id: str) -> Offer | None:
+        return self._offers.get(fix_id)
+
+    def model_result(self, uri: str, version: int | None, key: str) -> ModelResult | None:
+        return self._model.get((document_key(uri, version), key))
+
+    def keep_model_result(self, uri: str, version: int | None, key: str, result: ModelResult) -> None:
+        self._model[(document_key(uri, version), key)] = result
+
+    def drop_document(self, uri: str, keep_version: int | None) -> None:
+        """Forget model results of other versions of ``uri`` (their offsets no longer apply)."""
+        keep = document_key(uri, keep_version)
+        prefix = f"{uri}@"
+        for k in [k for k in self._model if k[0].startswith(prefix) and k[0] != keep]:
+            del self._model[k]
+
+    def clear_model_results(self) -> None:
+        """New adapters or a new model: earlier answers no longer say what the model would do."""
+        self._model.clear()
+
+    def clear(self) -> None:
+        self._offers.clear()
+        self._model.clear()

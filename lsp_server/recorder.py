@@ -1,0 +1,122 @@
+"""Writes what the editor saw and did into the feedback store, without ever blocking the editor.
+
+Every write goes through one :class:`~learner.store.AsyncWriter` thread, in order, so a
+suggestion is always stored before its outcome. Nothing is recorded when learning is turned off
+or for files matching ``exclude_globs``; a store that cannot be opened (corrupt, too new) turns
+recording off and the server keeps serving fixes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from learner.config import Settings
+from learner.records import RustDiagnostic
+from learner.router import route_for
+from learner.store import AsyncWriter, Store, StoreError
+from learner.toolchain import rustc_version
+from lsp_server.fixes import Offer
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: The idle learner only needs to know the user is around; one heartbeat per this many seconds.
+HEARTBEAT_EVERY_S = 30.0
+
+
+class Recorder:
+    """The server's one door to the store: ``store`` is None when it could not be opened."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: Store | None = None
+        #: Why the store is unavailable, for the user (None while it works).
+        self.problem: str | None = None
+        self.writer = AsyncWriter()
+        self._last_heartbeat = 0.0
+
+    def open(self) -> None:
+        try:
+            self.settings.ensure_dirs()
+            self.store = Store.open(self.settings)
+            self.problem = None
+        except (StoreError, OSError) as exc:
+            self.store = None
+            self.problem = f"the feedback store cannot be used, so nothing will be recorded: {exc}"
+            log.warning("%s", self.problem)
+
+    def close(self) -> None:
+        self.writer.close(timeout=5)
+        if self.store is not None:
+            self.store.close()
+
+    def excluded(self, root: Path, file: str) -> bool:
+        """Learning is off, or the user asked that this file's code is never recorded."""
+        if not self.settings.learning_enabled:
+            return True
+        absolute = str(root / file)
+        return any(fnmatch.fnmatch(file, g) or fnmatch.fnmatch(absolute, g) for g in self.settings.exclude_globs)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
+        """Queue ``fn(store, *args)``; None when there is no store."""
+        store = self.store
+        if store is None:
+            return None
+        return self.writer.submit(fn, store, *args)
+
+    # ----- what the server records
+
+    def diagnostic(self, root: Path, edition: str, diag: RustDiagnostic, context: str) -> None:
+        span = diag.primary_span
+        if span is not None and not self.excluded(root, span.file):
+            self.submit(_record_diagnostic, root, edition, diag, context)
+
+    def offer(self, edition: str, offer: Offer, context: str, *, verified: bool = True) -> Future[str] | None:
+        span = offer.diagnostic.primary_span
+        if span is None or self.excluded(offer.root, span.file):
+            return None
+        return self.submit(_record_offer, edition, offer, context, verified)
+
+    def outcome(self, fix_id: str, kind: str, final_code: str | None = None) -> Future[bool] | None:
+        if not self.settings.learning_enabled:
+            return None
+        return self.submit(_record_outcome, fix_id, kind, final_code)
+
+    def heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat >= HEARTBEAT_EVERY_S:
+            self._last_heartbeat = now
+            self.submit(_heartbeat)
+
+
+def _record_diagnostic(store: Store, root: Path, edition: str, diag: RustDiagnostic, context: str) -> int:
+    return store.record_diagnostic(
+        diag, crate=root, route=route_for(diag).name, toolchain=rustc_version(), edition=edition, context=context
+    )
+
+
+def _record_offer(store: Store, edition: str, offer: Offer, context: str, verified: bool) -> str:
+    diag_id = _record_diagnostic(store, offer.root, edition, offer.diagnostic, context)
+    record = store.record_suggestion(
+        diag_id,
+        offer.candidate,
+        before_text=offer.before_text,
+        after_text=offer.after_text,
+        verified=verified,
+        verdict_reason=offer.verdict.reason,
+    )
+    return record.fix_id
+
+
+def _record_outcome(store: Store, fix_id: str, kind: str, final_code: str | None) -> bool:
+    return store.record_outcome(fix_id, kind, final_code)
+
+
+def _heartbeat(store: Store) -> None:
+    store.heartbeat("server")

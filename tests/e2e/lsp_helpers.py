@@ -1,0 +1,137 @@
+"""Helpers for the end-to-end tests: start the real server over stdio, wait for things, apply edits."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from learner.config import Settings
+from learner.store import Store
+
+T = TypeVar("T")
+
+SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server"])
+#: The two clients the editors ship: VS Code (UTF-16 positions) and Neovim 0.11 (picks UTF-8).
+CLIENTS = ("visual-studio-code", "neovim")
+
+
+def parse_code_actions_like_editors(client: LanguageClient) -> None:
+    """Tell ``Command`` from ``CodeAction`` the way editors do (``command`` is a string only in a
+    Command); the stock converter takes any object with a ``command`` key for a Command."""
+    converter = client.protocol._converter
+
+    def structure(obj: Any, _: Any) -> types.Command | types.CodeAction:
+        kind = types.Command if isinstance(obj.get("command"), str) else types.CodeAction
+        return converter.structure(obj, kind)
+
+    converter.register_structure_hook(typing.Union[types.Command, types.CodeAction], structure)  # noqa: UP007
+
+
+async def start(root: Path, client_name: str, options: dict[str, Any]) -> tuple[LanguageClient, str]:
+    """A running, initialised server for the crate at ``root``; returns (client, position encoding)."""
+    client = await SERVER.start()
+    parse_code_actions_like_editors(client)
+    result = await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities(client_name),
+            initialization_options=options,
+            root_uri=root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+        )
+    )
+    client.server_capabilities = result.capabilities  # type: ignore[attr-defined]
+    return client, encoding_of(result)
+
+
+def encoding_of(result: types.InitializeResult) -> str:
+    """The position encoding the server chose (UTF-16 when it does not say)."""
+    kind = result.capabilities.position_encoding
+    return str(getattr(kind, "value", kind) or "utf-16")
+
+
+async def stop(client: LanguageClient) -> None:
+    await client.shutdown_session()
+    await client.stop()
+
+
+async def wait_until(probe: Callable[[], Any], timeout: float = 30.0, every: float = 0.05) -> Any:
+    """Poll ``probe`` (sync or async) until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {probe}")
+        await asyncio.sleep(every)
+
+
+def open_file(client: LanguageClient, path: Path, version: int = 1) -> str:
+    uri = path.as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="rust", version=version, text=path.read_text())
+        )
+    )
+    return uri
+
+
+def save_file(client: LanguageClient, path: Path, text: str, version: int) -> None:
+    """Write ``text`` as the editor would: a full-text change, the file on disk, then didSave."""
+    uri = path.as_uri()
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
+    path.write_text(text)
+    client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+
+
+def offset(text: str, position: types.Position, encoding: str) -> int:
+    """Character offset of an LSP position in ``text`` under ``encoding``."""
+    lines = text.split("\n")
+    start = sum(len(line) + 1 for line in lines[: position.line])
+    line = lines[position.line]
+    units = 0
+    for i, ch in enumerate(line):
+        if units >= position.character:
+            return start + i
+        units += {"utf-8": len(ch.encode()), "utf-32": 1}.get(encoding, len(ch.encode("utf-16-le")) // 2)
+    return start + len(line)
+
+
+def apply_edit(text: str, edits: list[types.TextEdit], encoding: str) -> str:
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        a, b = offset(text, edit.range.start, encoding), offset(text, edit.range.end, encoding)
+        text = text[:a] + edit.new_text + text[b:]
+    return text
+
+
+async def code_actions(
+    client: LanguageClient, uri: str, diagnostic: types.Diagnostic
+) -> list[types.CodeAction | types.Command]:
+    result = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diagnostic.range,
+            context=types.CodeActionContext(diagnostics=[diagnostic]),
+        )
+    )
+    return list(result or [])
+
+
+def open_store() -> Store:
+    """The server's store file (under this test's SLEEPY_CODER_HOME), opened from the test process."""
+    return Store.open(Settings())

@@ -1,0 +1,329 @@
+"""The real server over stdio, driven with VS Code's and Neovim's client capabilities.
+
+Real cargo checks, the real SQLite store under the test's SLEEPY_CODER_HOME, and a tiny random
+model (its answers are garbage, so the model path is checked for plumbing, not quality).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import LanguageClient, client_capabilities
+
+from learner.store import Store
+from tests.e2e.lsp_helpers import (
+    CLIENTS,
+    SERVER,
+    apply_edit,
+    code_actions,
+    encoding_of,
+    open_file,
+    open_store,
+    parse_code_actions_like_editors,
+    save_file,
+    start,
+    stop,
+    wait_until,
+)
+from tests.rust_fixtures import MOVED_VALUE_BIN, make_crate
+
+pytestmark = pytest.mark.timeout(120)
+
+#: The moved-value program with a crab before the error on its line: 1 character, 2 UTF-16
+#: units, 4 UTF-8 bytes, so a column copied instead of converted lands in the wrong place.
+CRAB_MOVED = MOVED_VALUE_BIN.replace('println!("{} {}", s, t);', 'println!("🦀 {} {}", s, t);')
+
+
+def _errors(client: LanguageClient, uri: str, code: str) -> list[types.Diagnostic]:
+    return [d for d in client.diagnostics.get(uri, []) if d.code == code]
+
+
+def _by_title(actions: list[Any], prefix: str) -> list[types.CodeAction]:
+    return [a for a in actions if isinstance(a, types.CodeAction) and a.title.startswith(prefix)]
+
+
+@pytest.fixture
+def moved_crate(tmp_path: Path) -> Path:
+    return make_crate(tmp_path / "moved", {"src/main.rs": CRAB_MOVED})
+
+
+@pytest_lsp.fixture(config=SERVER, params=CLIENTS)
+async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest, moved_crate: Path, tiny_model_dir: Path):
+    """The server with the tiny model, initialised as VS Code or as Neovim for ``moved_crate``."""
+    parse_code_actions_like_editors(lsp_client)
+    options = {"model": str(tiny_model_dir), "attempts": 1, "maxNewTokens": 32}
+    result = await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities(request.param),
+            initialization_options=options,
+            root_uri=moved_crate.as_uri(),
+        )
+    )
+    lsp_client.position_encoding = encoding_of(result)  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_rustc_fix_is_offered_applied_and_recorded_as_accepted(client: LanguageClient, moved_crate: Path) -> None:
+    encoding = client.position_encoding  # type: ignore[attr-defined]
+    main = moved_crate / "src" / "main.rs"
+    uri = open_file(client, main)
+
+    [diag] = await wait_until(lambda: _errors(client, uri, "E0382"))
+    assert diag.source == "sleepy-coder"
+    assert diag.severity == types.DiagnosticSeverity.Error
+    # `s` in `println!("🦀 {} {}", s, t);` on line 4 (0-based 3), after 4 spaces + `println!("🦀 {} {}", `.
+    before_s = '    println!("🦀 {} {}", '
+    width = {"utf-8": len(before_s.encode()), "utf-16": len(before_s.encode("utf-16-le")) // 2}[encoding]
+    assert (diag.range.start.line, diag.range.start.character) == (3, width)
+    assert diag.related_information, "the move (`let t = s;`) is related information"
+    assert any(r.location.range.start.line == 2 for r in diag.related_information)
+
+    actions = await wait_until(lambda: _with_rustc(client, uri, diag))
+    [rustc] = _by_title(actions, "rustc:")
+    assert rustc.is_preferred and rustc.kind == types.CodeActionKind.QuickFix
+    assert rustc.command is not None and rustc.command.command == "sleepy-coder.accept"
+    fix_id = rustc.command.arguments[0]
+    assert _by_title(actions, "Reject this fix (sleepy-coder)")
+    [model] = _by_title(actions, "Fix with sleepy-coder (")
+    assert model.edit is None and model.data["key"]
+
+    # The tiny model's answer is garbage: the resolve completes and says why there is no edit.
+    resolved = await client.code_action_resolve_async(model)
+    assert resolved.title.startswith(model.title + ": ")
+    assert resolved.edit is None
+
+    # Apply the rustc fix as the editor does: its edit, then its command.
+    assert rustc.edit is not None and rustc.edit.changes is not None
+    fixed = apply_edit(main.read_text(), rustc.edit.changes[uri], encoding)
+    assert "let t = s.clone();" in fixed
+    save_file(client, main, fixed, version=2)
+    answer = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="sleepy-coder.accept", arguments=[fix_id])
+    )
+    assert answer["recorded"] is True
+    await wait_until(lambda: uri in client.diagnostics and not _errors(client, uri, "E0382"))
+
+    with open_store() as store:
+        [outcome] = store.outcomes(fix_id)
+        assert outcome.kind == "accepted" and "s.clone()" in (outcome.final_code or "")
+        fix = store.fix(fix_id)
+        assert fix is not None and fix.verified and "fn main" in fix.before_text and "s.clone()" in fix.after_text
+        assert store.counts()["diagnostics"] >= 1
+
+
+async def _with_rustc(client: LanguageClient, uri: str, diag: types.Diagnostic) -> list[Any] | None:
+    actions = await code_actions(client, uri, diag)
+    return actions if _by_title(actions, "rustc:") else None
+
+
+async def test_edit_after_accept_is_recorded_with_final_code(tmp_path: Path) -> None:
+    crate = make_crate(tmp_path / "edit", {"src/main.rs": MOVED_VALUE_BIN})
+    client, encoding = await start(crate, "visual-studio-code", {"modelEnabled": False})
+    try:
+        main = crate / "src" / "main.rs"
+        uri = open_file(client, main)
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0382"))
+        actions = await wait_until(lambda: _with_rustc(client, uri, diag))
+        assert not _by_title(actions, "Fix with sleepy-coder"), "the model tier is off"
+        [rustc] = _by_title(actions, "rustc:")
+        fix_id = rustc.command.arguments[0]
+        fixed = apply_edit(main.read_text(), rustc.edit.changes[uri], encoding)
+        save_file(client, main, fixed, version=2)
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="sleepy-coder.accept", arguments=[fix_id])
+        )
+        await wait_until(lambda: uri in client.diagnostics and not _errors(client, uri, "E0382"))
+        # The user rewrites the fixed line inside the fixed function, and it compiles.
+        edited = fixed.replace("let t = s.clone();", "let t = s.to_owned();")
+        save_file(client, main, edited, version=3)
+        with open_store() as store:
+            outcome = await wait_until(lambda: [o for o in store.outcomes(fix_id) if o.kind == "edited"])
+        assert "s.to_owned()" in outcome[0].final_code
+    finally:
+        await stop(client)
+
+
+async def test_shown_fix_is_ignored_after_timeout_and_rejection_is_recorded(tmp_path: Path) -> None:
+    crate = make_crate(tmp_path / "ignore", {"src/main.rs": MOVED_VALUE_BIN})
+    client, _ = await start(crate, "neovim@v0.7.0", {"modelEnabled": False, "ignoreTimeoutS": 0.5})
+    try:
+        uri = open_file(client, crate / "src" / "main.rs")
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0382"))
+        actions = await wait_until(lambda: _with_rustc(client, uri, diag))
+        [reject] = _by_title(actions, "Reject this fix (sleepy-coder)")
+        fix_id = reject.command.arguments[0]
+        with open_store() as store:
+            await wait_until(lambda: [o for o in store.outcomes(fix_id) if o.kind == "ignored"], timeout=10)
+            answer = await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command=reject.command.command, arguments=list(reject.command.arguments))
+            )
+            assert answer["outcome"] == "rejected"
+            assert {o.kind for o in store.outcomes(fix_id)} == {"ignored", "rejected"}
+    finally:
+        await stop(client)
+
+
+async def test_model_that_cannot_load_still_serves_rustc_fixes(tmp_path: Path) -> None:
+    crate = make_crate(tmp_path / "nomodel", {"src/main.rs": MOVED_VALUE_BIN})
+    client, _ = await start(crate, "visual-studio-code", {"model": str(tmp_path / "no-such-model")})
+    try:
+        uri = open_file(client, crate / "src" / "main.rs")
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0382"))
+        actions = await wait_until(lambda: _with_rustc(client, uri, diag))
+        [model] = _by_title(actions, "Fix with sleepy-coder (")
+        for _ in range(2):
+            resolved = await client.code_action_resolve_async(model)
+            assert resolved.edit is None and "unavailable" in resolved.title
+        told = [m for m in client.messages if "model fixes are unavailable" in m.message]
+        assert len(told) == 1, "the user is told once"
+        assert _by_title(await code_actions(client, uri, diag), "rustc:")
+    finally:
+        await stop(client)
+
+
+async def test_cancelled_resolve_stops_generation_and_never_delays_other_requests(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    crate = make_crate(tmp_path / "cancel", {"src/main.rs": MOVED_VALUE_BIN})
+    options = {"model": str(tiny_model_dir), "attempts": 3, "maxNewTokens": 3000}
+    client, _ = await start(crate, "visual-studio-code", options)
+    try:
+        uri = open_file(client, crate / "src" / "main.rs")
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0382"))
+        actions = await wait_until(lambda: _with_rustc(client, uri, diag))
+        [model] = _by_title(actions, "Fix with sleepy-coder (")
+        request = client.protocol.send_request(types.CODE_ACTION_RESOLVE, model, msg_id="resolve-1")
+        pending = asyncio.wrap_future(request)
+        await wait_until(lambda: _progress_says(client, "generating"), timeout=60)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert _by_title(await code_actions(client, uri, diag), "rustc:")
+        assert loop.time() - started < 1.0, "code actions do not wait for the model"
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="resolve-1"))
+        with pytest.raises(Exception, match="cancel"):
+            await asyncio.wait_for(pending, timeout=10)
+        # The generation really stopped: a short request gets the model thread at once.
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"sleepyCoder": {"attempts": 1, "maxNewTokens": 8}})
+        )
+        started = loop.time()
+        resolved = await asyncio.wait_for(client.code_action_resolve_async(model), timeout=60)
+        assert resolved.title.startswith(model.title)
+        assert loop.time() - started < 20
+    finally:
+        await stop(client)
+
+
+def _progress_says(client: LanguageClient, words: str) -> bool:
+    return any(
+        words in (getattr(report, "message", None) or "")
+        for reports in client.progress_reports.values()
+        for report in reports
+    )
+
+
+async def test_publish_diagnostics_off_still_offers_fixes(tmp_path: Path) -> None:
+    crate = make_crate(tmp_path / "quiet", {"src/main.rs": MOVED_VALUE_BIN})
+    client, _ = await start(crate, "visual-studio-code", {"publishDiagnostics": False, "modelEnabled": False})
+    try:
+        uri = open_file(client, crate / "src" / "main.rs")
+        # What rust-analyzer would publish for the same error: rustc's code, its own range.
+        theirs = types.Diagnostic(
+            range=types.Range(start=types.Position(line=3, character=22), end=types.Position(line=3, character=23)),
+            message="borrow of moved value: `s`",
+            code="E0382",
+            source="rustc",
+        )
+        actions = await wait_until(lambda: _with_rustc(client, uri, theirs))
+        assert _by_title(actions, "rustc:")[0].is_preferred
+        assert uri not in client.diagnostics
+    finally:
+        await stop(client)
+
+
+async def test_commands_status_forget_report_learn(tmp_path: Path) -> None:
+    crate = make_crate(tmp_path / "cmds", {"src/main.rs": MOVED_VALUE_BIN})
+    client, _ = await start(crate, "visual-studio-code", {"modelEnabled": False})
+    try:
+        provider = client.server_capabilities.execute_command_provider  # type: ignore[attr-defined]
+        advertised = set(provider.commands) if provider else set()
+        names = {"accept", "reject", "learnNow", "status", "forgetData", "openReport"}
+        assert {f"sleepy-coder.{n}" for n in names} <= advertised
+
+        async def run(command: str, *args: Any) -> Any:
+            params = types.ExecuteCommandParams(command=f"sleepy-coder.{command}", arguments=list(args))
+            return await client.workspace_execute_command_async(params)
+
+        uri = open_file(client, crate / "src" / "main.rs")
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0382"))
+        await wait_until(lambda: _with_rustc(client, uri, diag))
+        status = await run("status")
+        assert status["modelState"] == "off" and status["routesWithAdapters"] == []
+        assert status["learner"]["state"] == "idle" and status["learner"]["lastCycle"] is None
+        assert status["store"]["diagnostics"] >= 1 and status["store"]["suggestions"] >= 1
+        forgotten = await run("forgetData")
+        assert forgotten["diagnostics"] >= 1 and forgotten["suggestions"] >= 1
+        assert (await run("status"))["store"]["suggestions"] == 0
+        assert await run("openReport") is None
+        assert isinstance(await run("learnNow"), str)
+        with pytest.raises(Exception, match="fix id"):
+            await run("accept")
+        with pytest.raises(Exception, match="no offered fix"):
+            await run("reject", "0123456789abcdef")
+    finally:
+        await stop(client)
+
+
+async def test_promoted_adapter_is_announced(tmp_path: Path) -> None:
+    crate = make_crate(tmp_path / "swap", {"src/main.rs": "fn main() {}\n"})
+    client, _ = await start(crate, "neovim", {"modelEnabled": False})
+    try:
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="sleepy-coder.status", arguments=[])
+        )
+        with Store.open(_settings()) as store:
+            store.register_candidate("borrow-v1", route="borrow", path=tmp_path / "adapters" / "borrow-v1")
+            store.promote("borrow-v1")
+        params = await asyncio.wait_for(client.wait_for_notification("sleepy-coder/adaptersChanged"), timeout=15)
+        assert list(params.routes) == ["borrow"] and params.version == "borrow-v1"
+        assert "borrow" in params.message
+        status = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="sleepy-coder.status", arguments=[])
+        )
+        assert status["routesWithAdapters"] == ["borrow"]
+    finally:
+        await stop(client)
+
+
+async def test_file_outside_any_crate_gets_a_message_and_server_keeps_answering(tmp_path: Path) -> None:
+    lone_dir = tmp_path / "lone"
+    lone_dir.mkdir()
+    lone = lone_dir / "script.rs"
+    lone.write_text(MOVED_VALUE_BIN)
+    client, _ = await start(lone_dir, "visual-studio-code", {"modelEnabled": False})
+    try:
+        uri = open_file(client, lone)
+        await wait_until(lambda: _errors(client, uri, "E0382")), "a lone .rs file is checked with rustc"
+        ghost = (tmp_path / "gone" / "ghost.rs").as_uri()
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(uri=ghost, language_id="rust", version=1, text="fn main() {}")
+            )
+        )
+        await wait_until(lambda: [m for m in client.messages if "does not exist" in m.message])
+        actions = await code_actions(client, ghost, _errors(client, uri, "E0382")[0])
+        assert actions == []
+    finally:
+        await stop(client)
+
+
+def _settings():
+    from learner.config import Settings
+
+    return Settings()
