@@ -3,7 +3,8 @@
 The learner runs in another process; the only thing the two share is the store (and the
 adapter files it names). The server polls ``store.active_versions()`` and, when the active set
 changes, reloads the adapters into the loaded model between generations (the caller runs
-:func:`attach` on the model thread) and tells the editor.
+:func:`attach_active`, a wrapper of :func:`learner.hotswap.load_active_adapters`, on the model
+thread) and tells the editor.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from learner.config import Settings
 from learner.model_handle import RuntimeHandle
-from learner.store import AdapterVersion
+from learner.store import AdapterVersion, Store
 
 log = logging.getLogger(__name__)
 
@@ -47,43 +49,22 @@ def change_between(before: dict[str, str], after: dict[str, str]) -> AdapterChan
     return AdapterChange(routes, version, message)
 
 
-class AdapterSlot:
-    """The adapter set attached to the model (at most one; a newer one replaces it)."""
+def attach_active(settings: Settings, store: Store | None, runtime: RuntimeHandle) -> str | None:
+    """Attach the store's active adapters to the loaded model (never loads the model itself).
 
-    def __init__(self) -> None:
-        self.attached: Any = None
-        self.versions: dict[str, str] = {}
-
-    def attach(self, runtime: RuntimeHandle, versions: dict[str, AdapterVersion]) -> str | None:
-        """Load ``versions`` into the loaded model (never loads the model itself); returns a problem
-        sentence if they could not be loaded, after which the base model keeps serving."""
-        model = runtime.loaded
-        wanted = active_map(versions)
-        if model is None or wanted == self.versions:
-            return None
-        try:
-            self._detach(model)
-            if versions:
-                from learner.share import ShareAdapters
-
-                newest = max(versions.values(), key=lambda v: v.created_at)
-                adapters = ShareAdapters.load(model.model, newest.path)
-                model.attach_adapters(adapters)
-                self.attached = adapters
-            self.versions = wanted
-        except Exception as exc:  # a bad adapter file must never stop the server
-            log.exception("could not load adapters %s", wanted)
-            self.versions = {}
-            return f"could not load the new adapters ({type(exc).__name__}: {exc}); using the base model"
+    Returns a problem sentence when they could not be loaded; the previous adapters (or the
+    base model) keep serving. Call it on the model thread so it never runs mid-generation.
+    """
+    model = runtime.loaded
+    if model is None or store is None:
         return None
+    from learner.hotswap import HotSwapError, load_active_adapters
 
-    def _detach(self, model: Any) -> None:
-        model.attach_adapters(None)
-        if self.attached is not None and hasattr(self.attached, "detach"):
-            self.attached.detach()
-        self.attached = None
-
-    def reset(self) -> None:
-        """The model was replaced (settings changed): nothing is attached to the new one."""
-        self.attached = None
-        self.versions = {}
+    try:
+        load_active_adapters(settings, store, model)
+    except HotSwapError as exc:
+        return str(exc)
+    except Exception as exc:  # a bad adapter file must never stop the server
+        log.exception("could not attach the active adapters")
+        return f"could not load the new adapters ({type(exc).__name__}: {exc}); keeping the current ones"
+    return None

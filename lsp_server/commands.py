@@ -17,8 +17,9 @@ from learner.config import Settings
 from learner.model_handle import RuntimeHandle
 from learner.store import Store
 
-#: ``python -m learner`` arguments that run one learning cycle now, detached from the server.
-LEARN_ARGS = ("learn", "--daemon", "--once")
+#: ``python -m learner`` arguments that run one learning cycle now (not waiting for idle time),
+#: detached from the server.
+LEARN_ARGS = ("learn", "--daemon", "--once", "--now")
 #: The CLI module that provides ``sleepy-coder learn``.
 LEARN_MODULE = "learner.learn_cli"
 #: A learner that dies within this many seconds is reported as failed, with its log.
@@ -75,7 +76,7 @@ def learn_now(settings: Settings) -> str:
     log_path = settings.logs_dir / "learner.log"
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "learner", *LEARN_ARGS],
+            [sys.executable, "-m", "learner", *LEARN_ARGS, "--model", settings.model],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -111,6 +111,14 @@ class Sources:
         return split_lines(self.data.get(rel, b"").decode("utf-8", "replace"))
 
 
+def related_spans(diag: RustDiag) -> list[tuple[Span, str]]:
+    """Secondary spans with what they say: their label, else their note's (or the error's) message."""
+    found = [(s, s.label or diag.message) for s in diag.spans if not s.is_primary]
+    for child in diag.children:
+        found.extend((s, s.label or child.message) for s in child.spans if s.suggested_replacement is None)
+    return found
+
+
 def to_diagnostic(diag: RustDiag, sources: Sources, uri_of: UriOf, encoding: str) -> types.Diagnostic:
     """An LSP diagnostic for a rustc message whose primary span is in ``sources``."""
     span = diag.primary_span
@@ -120,9 +128,9 @@ def to_diagnostic(diag: RustDiag, sources: Sources, uri_of: UriOf, encoding: str
             location=types.Location(
                 uri=uri_of(sources.root / s.file), range=span_range(s, sources.lines(s.file), encoding)
             ),
-            message=s.label or diag.message,
+            message=message,
         )
-        for s in diag.secondary_spans
+        for s, message in related_spans(diag)
         if s.file in sources.data
     ]
     code = diag.code

@@ -41,7 +41,7 @@ from learner.router import route_for
 from learner.store import AdapterVersion, NotFound, StoreError
 from learner.toolchain import CheckCancelled
 from lsp_server import convert
-from lsp_server.adapters import AdapterSlot, active_map, change_between
+from lsp_server.adapters import active_map, attach_active, change_between
 from lsp_server.analysis import CrateCheck, OpenDocument, check_crate, model_fix, verify_rustc
 from lsp_server.feedback import FeedbackTracker, Outcome, char_offset
 from lsp_server.fixes import ErrorOffers, FixRegistry, ModelResult, Offer
@@ -118,7 +118,6 @@ class SleepyServer(LanguageServer):
         self.recorder = Recorder(self.settings)
         self.fixes = FixRegistry()
         self.feedback = FeedbackTracker()
-        self.adapters = AdapterSlot()
         #: The latest check of each crate, by crate key.
         self.checks: dict[str, CrateCheck] = {}
         self.debounce_s = 0.3
@@ -198,7 +197,6 @@ class SleepyServer(LanguageServer):
         self.recorder.settings = new
         if (old.model, old.device, old.model_enabled) != (new.model, new.device, new.model_enabled):
             self.runtime = RuntimeHandle(new)
-            self.adapters.reset()
             self.fixes.clear_model_results()
             self._told.discard("model-unavailable")
         if old.db_path != new.db_path and self.recorder.store is not None:
@@ -486,7 +484,7 @@ class SleepyServer(LanguageServer):
             self.fixes.clear_model_results()
 
     def _attach_adapters(self) -> None:
-        problem = self.adapters.attach(self.runtime, self._active_versions or {})
+        problem = attach_active(self.settings, self.recorder.store, self.runtime)
         if problem is not None:
             log.warning("%s", problem)
 
