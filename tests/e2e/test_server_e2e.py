@@ -270,6 +270,8 @@ async def test_commands_status_forget_report_learn(tmp_path: Path, tiny_model_di
         forgotten = await run("forgetData")
         assert forgotten["diagnostics"] >= 1 and forgotten["suggestions"] >= 1
         assert (await run("status"))["store"]["suggestions"] == 0
+        with open_store() as store:
+            assert store.last_heartbeat("server") is not None, "the idle learner sees the user is active"
         assert await run("openReport") is None
         # The real learner, in its own process: with nothing recorded its cycle ends at once.
         assert "finished" in await run("learnNow")
@@ -329,3 +331,28 @@ def _settings():
     from learner.config import Settings
 
     return Settings()
+
+
+async def test_corrupt_store_and_broken_manifest_are_explained_and_fixes_still_served(tmp_path: Path) -> None:
+    settings = _settings()
+    settings.ensure_dirs()
+    settings.db_path.write_bytes(b"this is not a database" * 100)
+    broken = make_crate(tmp_path / "broken", {"src/main.rs": "fn main() {}\n"})
+    (broken / "Cargo.toml").write_text("[package]\nname = \n")
+    good = make_crate(tmp_path / "good", {"src/main.rs": MOVED_VALUE_BIN})
+    client, _ = await start(good, "visual-studio-code", {"modelEnabled": False})
+    try:
+        await wait_until(lambda: [m for m in client.messages if "store" in m.message])
+        open_file(client, broken / "src" / "main.rs")
+        await wait_until(lambda: [m for m in client.messages if m.type == types.MessageType.Error])
+        uri = open_file(client, good / "src" / "main.rs")
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0382"))
+        actions = await wait_until(lambda: _with_rustc(client, uri, diag))
+        [rustc] = _by_title(actions, "rustc:")
+        answer = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="sleepy-coder.accept", arguments=list(rustc.command.arguments))
+        )
+        assert answer["recorded"] is False
+        assert settings.db_path.read_bytes().startswith(b"this is not a database"), "the corrupt file is untouched"
+    finally:
+        await stop(client)
