@@ -93,7 +93,7 @@ def main() -> None:
     t_seed = time.monotonic() - t0
 
     server = subprocess.Popen(
-        [sys.executable, "-c", _SERVER_STANDIN, settings.model if not settings.uses_embedded_model else settings.model],
+        [sys.executable, "-c", _SERVER_STANDIN, settings.model],
         stdout=subprocess.PIPE,
         text=True,
     )

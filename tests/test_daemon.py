@@ -10,7 +10,9 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +102,8 @@ def test_whole_cycle_trains_gates_records_and_never_trains_on_held_out_or_reject
 def test_second_instance_exits_with_a_clear_message(settings: Settings) -> None:
     with InstanceLock(settings):
         assert running_pid(settings) == os.getpid()
-        with pytest.raises(AlreadyRunning, match="another sleepy-coder learner is running"):
-            with InstanceLock(settings):
-                pass
+        with pytest.raises(AlreadyRunning, match="another sleepy-coder learner is running"), InstanceLock(settings):
+            pass
     assert running_pid(settings) is None
 
 
@@ -121,12 +122,9 @@ def test_user_coming_back_pauses_training_and_the_next_cycle_resumes(
 ) -> None:
     settings, _ = seeded
     with Store.open(settings) as store:
-        busy = {"at": None}
+        busy: dict[str, datetime | None] = {"at": None}
         detector = IdleDetector(settings, activity=lambda: busy["at"], cpu=lambda: 0.0, power=lambda: None)
         learner = Learner(settings, tiny_config(steps=12))
-        import threading
-        from datetime import UTC, datetime
-
         timer = threading.Timer(1.0, lambda: busy.update(at=datetime.now(UTC)))
         timer.start()
         first = learner.cycle(store, detector)
@@ -208,7 +206,7 @@ def test_kill_during_training_keeps_the_store_and_active_version_and_the_next_ru
         assert store.active_versions()[SHARE_ROUTE].version == previous
         assert store.cycles(limit=1)[0].state == "training"
     resumed = _daemon(root, tiny_model_dir, 6, {})
-    out, err = resumed.communicate(timeout=300)
+    _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     with Store.open(settings) as store:
         last = store.cycles(limit=2)
