@@ -146,11 +146,10 @@ class ScratchCrate:
             wanted.add(rel)
             dst = self.path / rel
             try:
-                st = src.stat()
-                if dst.exists():
-                    dt = dst.stat()
-                    if dt.st_size == st.st_size and int(dt.st_mtime) == int(st.st_mtime):
-                        continue
+                # Compare contents, not (size, mtime): a same-size edit within one second must
+                # still reach the mirror. Source files are small; reading both is cheap.
+                if dst.is_file() and dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes():
+                    continue
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst)
             except OSError:
@@ -161,6 +160,16 @@ class ScratchCrate:
 
     def check(self, timeout_s: float) -> CheckResult:
         return check(self.crate, self.target_dir, timeout_s=timeout_s)
+
+
+def _write_with_new_mtime(path: Path, data: bytes) -> None:
+    """Write ``data`` and make sure the mtime moved: cargo's fingerprints compare mtimes, and two
+    writes within the same clock tick would otherwise look like no change at all."""
+    before = path.stat().st_mtime_ns if path.exists() else None
+    path.write_bytes(data)
+    if before is not None and path.stat().st_mtime_ns <= before:
+        later = before + 1_000_000
+        os.utime(path, ns=(later, later))
 
 
 def _crate_files(root: Path) -> Iterator[Path]:
@@ -203,11 +212,11 @@ class Verifier:
             originals = {f: (self.scratch.path / f).read_bytes() for f in after}
             try:
                 for file, data in after.items():
-                    (self.scratch.path / file).write_bytes(data)
+                    _write_with_new_mtime(self.scratch.path / file, data)
                 result = self.scratch.check(self.settings.check_timeout_s)
             finally:
                 for file, data in originals.items():
-                    (self.scratch.path / file).write_bytes(data)
+                    _write_with_new_mtime(self.scratch.path / file, data)
         ok, why, new_errors = judge(self.baseline, list(result.diagnostics), target)
         remaining = tuple(d.code or "no-code" for d in result.errors)
         return Verdict(ok, why, remaining, new_errors, result.seconds)

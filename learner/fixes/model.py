@@ -75,8 +75,10 @@ class ModelFixSource:
             )
             if edits:
                 verdict = ctx.verifier.verify(candidate, ctx.diagnostic)
+            elif "```" in generation.text:
+                verdict = Verdict(False, "the answer repeats the code unchanged")
             else:
-                verdict = Verdict(False, "the answer had no code block for any region")
+                verdict = Verdict(False, "the answer has no code block")
             candidate = replace(candidate, latency_s=time.monotonic() - started)
             yield VerifiedFix(candidate, verdict)
             if verdict.ok:
