@@ -40,6 +40,7 @@ from learner import items
 from learner.config import Settings
 from learner.crate import CrateRef, locate_crate
 from learner.errors import SleepyCoderError
+from learner.eval.leakage import bench_dir, normalise_rust, source_hash
 from learner.mutations import OPERATORS, Mutation, Operator, mutations
 from learner.prompt import PromptRegion, build_prompt, collect_regions, format_answer
 from learner.records import RustDiagnostic
@@ -63,42 +64,14 @@ class CurriculumError(SleepyCoderError):
 # ----------------------------------------------------------------------------- leakage
 
 
-def normalised_source(code: str) -> str:
-    """``code`` without comments, whitespace runs collapsed to one space: the identity used for dedup and leakage."""
-    data = code.encode("utf-8", "replace")
-    root = items.parse(data)
-    out = bytearray()
-    last = 0
-    stack = [root]
-    spans: list[tuple[int, int]] = []
-    while stack:
-        node = stack.pop()
-        if node.type in ("line_comment", "block_comment"):
-            spans.append((node.start_byte, node.end_byte))
-            continue
-        stack.extend(node.children)
-    for start, end in sorted(spans):
-        out += data[last:start] + b" "
-        last = end
-    out += data[last:]
-    return " ".join(out.decode("utf-8", "replace").split())
-
-
-def source_hash(code: str) -> str:
-    """SHA-256 of :func:`normalised_source`."""
-    return hashlib.sha256(normalised_source(code).encode()).hexdigest()
+# One definition of "the same program" for dedup, leakage and the evaluation's refusal check.
+normalised_source = normalise_rust
 
 
 def default_benchmark_dirs() -> list[Path]:
-    """Where evaluation cases live: ``$SLEEPY_CODER_BENCH_DIR`` and the checkout's ``../shared/bench``."""
-    found = []
-    env = os.environ.get("SLEEPY_CODER_BENCH_DIR")
-    if env:
-        found.append(Path(env))
-    sibling = Path(__file__).resolve().parents[2] / "shared" / "bench"
-    if sibling.is_dir():
-        found.append(sibling)
-    return found
+    """Where evaluation cases live (``$SLEEPY_CODER_BENCH_DIR`` or the checkout's ``../shared/bench``)."""
+    found = bench_dir()
+    return [found] if found is not None else []
 
 
 @dataclass
