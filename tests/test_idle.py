@@ -14,9 +14,7 @@ from learner.store import Store
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def _detector(
-    last: datetime | None, cpu: float = 5.0, power: bool | None = None, minutes: float = 10
-) -> IdleDetector:
+def _detector(last: datetime | None, cpu: float = 5.0, power: bool | None = None, minutes: float = 10) -> IdleDetector:
     return IdleDetector(
         Settings(idle_minutes=minutes),
         clock=lambda: NOW,
