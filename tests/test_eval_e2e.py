@@ -87,6 +87,20 @@ def test_model_strategy_runs_the_pipeline_on_the_tiny_model_and_records_why_it_f
         assert 1 <= r.attempts_used <= 2
 
 
+def test_pipeline_strategy_tries_rustc_first_and_the_model_only_where_rustc_has_nothing(
+    cases_file: Path, tiny_model_dir: Path
+) -> None:
+    """The editor's order: the tiny model alone fixes none of these, rustc fixes all, so the pipeline
+    passes every case, each with a rustc fix."""
+    settings = Settings(model=str(tiny_model_dir), max_new_tokens=12, attempts=1)
+    settings.ensure_dirs()
+    with Store.open(settings) as store:
+        outcome = run_eval(load_cases([cases_file]), "pipeline", settings, store, attempts=1, jobs=2)
+        results = store.eval_results(outcome.run_id)
+    assert len(results) == 3
+    assert all(r.passed for r in results), [r.reason for r in results]
+
+
 def test_adapter_strategies_fail_clearly_without_adapters(cases_file: Path, tiny_model_dir: Path) -> None:
     settings = Settings(model=str(tiny_model_dir), max_new_tokens=8)
     settings.ensure_dirs()

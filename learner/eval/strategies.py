@@ -195,6 +195,14 @@ class ModelHintsStrategy(ModelStrategy):
     use_hint = True
 
 
+class PipelineStrategy(ModelHintsStrategy):
+    """What the editor and ``sleepy-coder fix`` do: rustc's suggestions first, then the model (with the
+    route hint) only for errors where no rustc suggestion verified."""
+
+    def sources(self, seed: int | None) -> list[FixSource]:
+        return [RustcSuggestionSource(), *super().sources(seed)]
+
+
 class RoutedStrategy(ModelStrategy):
     """The route's own adapter (the product's configuration)."""
 
@@ -243,6 +251,7 @@ class NaiveLoraStrategy(ModelStrategy):
 register_strategy("rustc", RustcStrategy)
 register_strategy("model", lambda ctx: ModelStrategy(ctx, "model"))
 register_strategy("model+hints", lambda ctx: ModelHintsStrategy(ctx, "model+hints"))
+register_strategy("pipeline", lambda ctx: PipelineStrategy(ctx, "pipeline"))
 register_strategy("routed", lambda ctx: RoutedStrategy(ctx, "routed"))
 register_strategy("averaged", lambda ctx: AveragedStrategy(ctx, "averaged"))
 register_strategy("naive-lora", lambda ctx: NaiveLoraStrategy(ctx, "naive-lora"))
