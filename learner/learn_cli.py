@@ -43,6 +43,12 @@ def learn(
     route: Annotated[
         list[str] | None, typer.Option("--route", help="Train this route (new or updated); repeatable.")
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help="Restrict the run (curriculum, every phase, the naive baseline) to this route; repeatable."
+        ),
+    ] = None,
     phase: Annotated[int, typer.Option("--phase", min=0, max=3, help="Stop after this phase (0-3).")] = 3,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimiser steps per route and phase.")] = 100,
     crate: Annotated[
@@ -57,6 +63,12 @@ def learn(
     ] = False,
     no_docs: Annotated[bool, typer.Option("--no-docs", help="Do not learn from the installed Rust docs.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
+    lora_lr: Annotated[
+        float | None, typer.Option("--lora-lr", min=0.0, help="LoRA learning rate (default 2e-4).")
+    ] = None,
+    coef_lr: Annotated[
+        float | None, typer.Option("--coef-lr", min=0.0, help="Phase-2 coefficient learning rate (default 1e-3).")
+    ] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=32)] = 256,
     model: Annotated[str | None, typer.Option("--model", help="Model folder or id (default: embedded).")] = None,
     daemon: Annotated[
@@ -83,6 +95,7 @@ def learn(
         return
     options = LearnOptions(
         routes=tuple(route) if route else None,
+        only=tuple(only) if only else None,
         phase=phase,
         steps=steps,
         crates=tuple(str(c) for c in crate or ()),
@@ -94,6 +107,10 @@ def learn(
         batch_size=batch_size,
         max_tokens=max_tokens,
     )
+    if lora_lr is not None:
+        options.lora_lr = lora_lr
+    if coef_lr is not None:
+        options.coef_lr = coef_lr
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -65,6 +65,8 @@ class LearnOptions:
     """What ``sleepy-coder learn`` was asked to do (saved with the run, so ``resume`` repeats it)."""
 
     routes: tuple[str, ...] | None = None
+    #: Restrict the whole run (curriculum, every phase, the naive baseline) to these routes.
+    only: tuple[str, ...] | None = None
     phase: int = 3
     steps: int = 100
     crates: tuple[str, ...] = ()
@@ -100,6 +102,7 @@ class LearnOptions:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["routes"] = list(self.routes) if self.routes is not None else None
+        data["only"] = list(self.only) if self.only is not None else None
         data["crates"] = list(self.crates)
         return data
 
@@ -107,8 +110,9 @@ class LearnOptions:
     def from_json(cls, data: dict[str, Any]) -> LearnOptions:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        if values.get("routes") is not None:
-            values["routes"] = tuple(values["routes"])
+        for key in ("routes", "only"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
         values["crates"] = tuple(values.get("crates", ()))
         values["exclude_fix_ids"] = tuple(values.get("exclude_fix_ids", ()))
         return cls(**values)
@@ -175,6 +179,10 @@ def run_learning(
     from learner.store import Store
 
     reporter = reporter or SilentReporter()
+    if options.only is not None and options.routes:
+        outside = [r for r in options.routes if r not in options.only]
+        if outside:
+            raise LearnError(f"--route {', '.join(outside)} is outside --only {', '.join(options.only)}")
     settings.ensure_dirs()
     if resume:
         run_dir = latest_unfinished_run(settings)
@@ -214,7 +222,7 @@ def _training_rows(
         reporter.message("building the curriculum (rustc checks are cached)")
         config = CurriculumConfig(
             per_route=options.per_route,
-            routes=None,
+            routes=options.only,
             crates=tuple(Path(c) for c in options.crates),
             use_docs=options.use_docs,
             max_checks=options.max_checks,
