@@ -9,7 +9,8 @@ Measures, on batches of ``--batch`` x ``--tokens`` tokens built in the training 
   from the mean of the measured ones;
 * trainable parameters of one Share route vs an r=8 LoRA on the same modules (the true ratio);
 * the time to switch routes (``ShareAdapters.activate``);
-* greedy tokens/s with a route active vs the base model (prompt lookup off, same prompt).
+* greedy tokens/s with a route active vs the base model (prompt lookup off, same prompt),
+  interleaved repetitions, medians and per-repetition ratios.
 
 The basis is fitted (Phase 1) to the LoRA trained here plus three LoRA-initialised factor sets
 (peft's init: kaiming A, small random B) standing in for other routes, so its widths are those
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--new-tokens", type=int, default=48)
+    parser.add_argument("--gen-reps", type=int, default=5, help="interleaved generation repetitions")
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
 
@@ -180,14 +182,18 @@ def main() -> None:
     runtime.attach_adapters(adapters)
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Write " + CODE}]
     speeds: dict[str, list[float]] = {"base": [], "route": []}
-    for _ in range(2):
+    runtime.generate(messages, max_new_tokens=8, prompt_lookup=False)  # warm-up
+    for _ in range(args.gen_reps):  # interleaved, so drift in machine load hits both alike
         for label, route in (("base", None), ("route", "new-route")):
             gen = runtime.generate(messages, max_new_tokens=args.new_tokens, route=route, prompt_lookup=False)
             speeds[label].append(gen.new_tokens / gen.seconds)
-    base, routed = max(speeds["base"]), max(speeds["route"])
+    base, routed = statistics.median(speeds["base"]), statistics.median(speeds["route"])
+    ratios = sorted(b / r for b, r in zip(speeds["base"], speeds["route"], strict=True))
     print(
-        f"generation: base {base:.1f} tok/s, route active {routed:.1f} tok/s, "
-        f"slowdown {base / routed:.3f}x (target <= 1.10x)"
+        f"generation ({args.gen_reps} interleaved reps, medians): base {base:.1f} tok/s "
+        f"[{min(speeds['base']):.1f}-{max(speeds['base']):.1f}], route active {routed:.1f} tok/s "
+        f"[{min(speeds['route']):.1f}-{max(speeds['route']):.1f}]; slowdown {base / routed:.3f}x, "
+        f"per-rep {ratios[0]:.3f}-{ratios[-1]:.3f}x (target <= 1.10x)"
     )
 
 

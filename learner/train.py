@@ -175,6 +175,19 @@ def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Ten
     return (per_example * w).sum() / w.sum().clamp_min(1e-12)
 
 
+def scored_positions(labels: torch.Tensor) -> int:
+    """How many trailing positions need logits: from the one before the batch's first answer token.
+
+    The logit at position ``p`` predicts token ``p + 1``, so nothing before the earliest answer
+    is scored. Prompts are most of each example and the vocabulary projection is about a
+    quarter of a forward pass for a 0.5B model, so computing it only here saves real time;
+    the loss is the same (up to float rounding).
+    """
+    answer = (labels != IGNORE_INDEX).any(dim=0).nonzero()
+    width = int(labels.shape[1])
+    return width if answer.numel() == 0 else width - max(0, int(answer[0]) - 1)
+
+
 def batch_indices(n: int, batch_size: int, seed: int, index: int) -> list[int]:
     """The examples of micro-batch ``index``: epoch-wise seeded permutations, so resuming repeats them."""
     import torch
@@ -306,10 +319,14 @@ def train_loop(
                 batch = collate(
                     [examples[i] for i in batch_indices(len(examples), config.batch_size, config.seed, index)], pad_id
                 )
+                keep = scored_positions(batch["labels"])
                 logits = model(
-                    input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    logits_to_keep=keep,
                 ).logits
-                loss = weighted_loss(logits, batch["labels"].to(device), batch["weights"]) / config.grad_accum
+                labels = batch["labels"][:, batch["labels"].shape[1] - keep :].to(device)
+                loss = weighted_loss(logits, labels, batch["weights"]) / config.grad_accum
                 loss.backward()
                 total += float(loss.detach())
             if config.max_grad_norm > 0:

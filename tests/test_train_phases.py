@@ -15,7 +15,14 @@ from learner.phases import SHARE_ROUTE, LearnOptions, LearnReport, artifact_metr
 from learner.runtime import ModelRuntime, load_runtime
 from learner.share import ShareAdapters
 from learner.store import Store
-from learner.train import IGNORE_INDEX, collate, encode_example, end_of_turn_id, weighted_loss
+from learner.train import (
+    IGNORE_INDEX,
+    collate,
+    encode_example,
+    end_of_turn_id,
+    scored_positions,
+    weighted_loss,
+)
 from tests.test_curriculum import CORPUS
 
 NEW_ROUTE = "struct-fields"
@@ -85,6 +92,28 @@ def test_loss_mask_covers_only_the_answer(settings: Settings, tiny_model_dir: Pa
     assert float(weighted_loss(logits, batch["labels"], batch["weights"])) == pytest.approx(
         float(torch.log(torch.tensor(5000.0)))
     )
+
+
+def test_loss_on_the_scored_positions_alone_equals_the_full_loss(settings: Settings, tiny_model_dir: Path) -> None:
+    runtime = _runtime(dataclasses.replace(settings, model=str(tiny_model_dir)))
+    answer = "### Region 1\n```rust\nfn main() {}\n```"
+    long = [{"role": "system", "content": "sys"}, {"role": "user", "content": "fix " * 40}]
+    short = [{"role": "system", "content": "sys"}, {"role": "user", "content": "fix"}]
+    examples = [encode_example(runtime.tokenizer, runtime.render_prompt, m, answer, 4096) for m in (long, short)]
+    batch = collate(examples, pad_id=0)
+    labels = batch["labels"]
+    keep = scored_positions(labels)
+    first_answer = min(e.labels.index(next(x for x in e.labels if x != IGNORE_INDEX)) for e in examples)
+    assert keep == labels.shape[1] - (first_answer - 1) < labels.shape[1]
+    with torch.no_grad():
+        full = runtime.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        kept = runtime.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep
+        ).logits
+    assert kept.shape[1] == keep
+    expected = float(weighted_loss(full, labels, batch["weights"]))
+    assert float(weighted_loss(kept, labels[:, -keep:], batch["weights"])) == pytest.approx(expected, rel=1e-5)
+    assert scored_positions(torch.full((2, 7), IGNORE_INDEX)) == 7
 
 
 def test_phases_0_to_3_run_end_to_end_and_the_loss_goes_down(learned: tuple[Settings, LearnReport]) -> None:
