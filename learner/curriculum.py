@@ -143,7 +143,9 @@ def snippet_from_block(origin: str, code: str, edition: str = "2021") -> Snippet
     return Snippet(origin, wrapped, "bin", edition) if not items.has_syntax_errors(wrapped.encode()) else None
 
 
-_BLOCK = re.compile(r'<pre><code class="([^"]*language-rust[^"]*)">(.*?)</code></pre>', re.DOTALL)
+#: mdBook writes runnable examples as ``<pre class="playground"><code class="language-rust ...">``;
+#: hidden setup lines (``# fn main() {``) arrive as ``<span class="boring">`` text, kept on purpose.
+_BLOCK = re.compile(r'<pre(?: [^>]*)?><code class="([^"]*language-rust[^"]*)">(.*?)</code></pre>', re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 
 

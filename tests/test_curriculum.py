@@ -15,6 +15,8 @@ from learner.curriculum import (
     Leakage,
     Snippet,
     build_curriculum,
+    doc_snippets,
+    docs_root,
     load_training_set,
     normalised_source,
     source_hash,
@@ -185,3 +187,39 @@ def test_unknown_route_is_a_clear_error(settings: Settings) -> None:
 
     with pytest.raises(CurriculumError, match="unknown or untrainable"):
         build_curriculum(settings, _config(routes=("nope",)), leakage=Leakage())
+
+
+MDBOOK_PAGE = """<main>
+<pre class="playground"><code class="language-rust edition2024"><span class="boring">struct User {
+</span><span class="boring">    active: bool,
+</span><span class="boring">}
+</span>fn main() {
+    let user = User { active: true };
+    println!("{}", user.active);
+}</code></pre>
+<pre class="playground"><code class="language-rust editable edition2021">\
+fn double(x: i32) -&gt; i32 { 2 * x }</code></pre>
+<pre><code class="language-rust ignore does_not_compile">fn main() { let x: i32 = "no"; }</code></pre>
+<pre><code class="language-console">$ cargo run</code></pre>
+<pre><code class="language-rust">let v = vec![1, 2];
+println!("{v:?}");</code></pre>
+</main>"""
+
+
+def test_doc_snippets_read_mdbook_playground_blocks_with_hidden_lines(tmp_path: Path) -> None:
+    page = tmp_path / "book" / "ch05.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(MDBOOK_PAGE)
+    snippets = list(doc_snippets(tmp_path))
+    assert [(s.crate_type, s.edition) for s in snippets] == [("bin", "2024"), ("lib", "2021"), ("bin", "2021")]
+    assert "struct User {\n    active: bool,\n}" in snippets[0].code  # the hidden setup lines are kept
+    assert "fn double(x: i32) -> i32" in snippets[1].code  # entities decoded
+    assert snippets[2].code.startswith("fn main() {\n    let v = vec![1, 2];")  # loose statements wrapped
+
+
+def test_installed_rust_docs_yield_hundreds_of_snippets() -> None:
+    root = docs_root()
+    if root is None:
+        pytest.skip("the Rust docs are not installed (rustup component add rust-docs)")
+    count = sum(1 for _ in zip(range(1000), doc_snippets(root), strict=False))
+    assert count >= 1000
