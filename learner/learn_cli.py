@@ -49,6 +49,10 @@ def learn(
             "--only", help="Restrict the run (curriculum, every phase, the naive baseline) to this route; repeatable."
         ),
     ] = None,
+    share: Annotated[
+        list[str] | None,
+        typer.Option("--share", help="Set a Share knob, e.g. variance_threshold=0.9 (see ShareConfig); repeatable."),
+    ] = None,
     phase: Annotated[int, typer.Option("--phase", min=0, max=3, help="Stop after this phase (0-3).")] = 3,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimiser steps per route and phase.")] = 100,
     crate: Annotated[
@@ -107,6 +111,14 @@ def learn(
         batch_size=batch_size,
         max_tokens=max_tokens,
     )
+    if share:
+        from learner.share import ShareConfigError
+        from learner.share.config import ShareConfig
+
+        try:
+            options.share = ShareConfig.parse_overrides(share)
+        except ShareConfigError as exc:
+            raise fail(str(exc)) from None
     if lora_lr is not None:
         options.lora_lr = lora_lr
     if coef_lr is not None:

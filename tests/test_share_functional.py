@@ -124,3 +124,19 @@ def test_bad_shapes_and_knobs_raise_typed_errors() -> None:
     with pytest.raises(ShareConfigError, match="init"):
         ShareConfig(init_b_std=0.0)
     assert ShareConfig.from_dict(ShareConfig(p=2).to_dict()) == ShareConfig(p=2)
+
+
+def test_share_knob_overrides_take_the_knobs_types_and_refuse_bad_input() -> None:
+    parsed = ShareConfig.parse_overrides(
+        ["variance_threshold=0.9", "k-min=8", "include_mean_direction=false", "target_modules=q_proj,v_proj"]
+    )
+    assert parsed == {
+        "variance_threshold": 0.9,
+        "k_min": 8,
+        "include_mean_direction": False,
+        "target_modules": ("q_proj", "v_proj"),
+    }
+    assert ShareConfig.parse_overrides(["max_route_error=none"]) == {"max_route_error": None}
+    for bad in (["no_such_knob=1"], ["variance_threshold"], ["k_min=two"], ["variance_threshold=1.5"], ["k_min=64"]):
+        with pytest.raises(ShareConfigError):
+            ShareConfig.parse_overrides(bad)

@@ -147,6 +147,39 @@ class ShareConfig:
         return data
 
     @classmethod
+    def parse_overrides(cls, pairs: list[str]) -> dict[str, Any]:
+        """``["variance_threshold=0.9", "p=8"]`` -> typed knob values, checked like a real config.
+
+        Values take the type of the knob's default (``None`` defaults read as floats); an unknown
+        knob, a malformed pair or an out-of-range value raises :class:`ShareConfigError`.
+        """
+        defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls) if f.name != "extra"}
+        values: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, raw = pair.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in defaults:
+                raise ShareConfigError(f"{pair!r}: expected KNOB=VALUE with KNOB one of {', '.join(defaults)}")
+            default = defaults[key]
+            try:
+                if isinstance(default, bool):
+                    if raw.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(raw)
+                    values[key] = raw.lower() in ("true", "1")
+                elif isinstance(default, tuple):
+                    values[key] = tuple(part.strip() for part in raw.split(",") if part.strip())
+                elif isinstance(default, int):
+                    values[key] = int(raw)
+                elif isinstance(default, str):
+                    values[key] = raw
+                else:
+                    values[key] = None if raw.lower() == "none" else float(raw)
+            except ValueError:
+                raise ShareConfigError(f"{pair!r}: {raw!r} is not a valid {key}") from None
+        cls(**values)  # validate the combination
+        return values
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShareConfig:
         """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
