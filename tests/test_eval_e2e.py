@@ -150,6 +150,37 @@ def test_report_without_runs_says_so(settings: Settings, tmp_path: Path) -> None
     assert any("no finished evaluation runs" in n for n in report.notes)
 
 
+def test_report_plots_the_loss_curves_and_parameters_a_learning_run_recorded(
+    settings: Settings, tmp_path: Path
+) -> None:
+    share = tmp_path / "share-v1"
+    share.mkdir()
+    training = {
+        "phase0": {"trait-bound": {"losses": [0.4, 0.2, 0.1]}},
+        "phase2": {"moved-value": {"losses": [0.9, 0.7, 0.6]}},
+    }
+    (share / "training.json").write_text(json.dumps(training))
+    naive = tmp_path / "naive-v1"
+    naive.mkdir()
+    (naive / "training.json").write_text(json.dumps({"order": ["a", "b"], "losses": {"a": [1.0, 0.5], "b": [0.8]}}))
+    with Store.open(settings) as store:
+        store.register_candidate(
+            "share-v1",
+            route="share",
+            path=share,
+            metrics={"parameters": {"trait-bound": 8664, "moved-value": 4332}, "lora_equivalent_parameters": 1081344},
+        )
+        store.register_candidate("naive-v1", route="naive-lora", path=naive, metrics={"kind": "naive-lora"})
+        report = write_report(store, tmp_path / "r")
+    assert (tmp_path / "r" / "training.png") in report.files
+    import matplotlib.image as mpimg
+
+    assert mpimg.imread(tmp_path / "r" / "training.png").std() > 0
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "| share-v1 | candidate | moved-value | 4,332 | 1,081,344 (250x) |" in summary
+    assert not any("loss plot omitted" in n or "parameter summary omitted" in n for n in report.notes)
+
+
 @pytest.mark.skipif(bench_dir() is None, reason="../shared/bench is not present")
 def test_shared_benchmark_loads_and_its_sources_are_recognised() -> None:
     bench = bench_dir()

@@ -174,23 +174,71 @@ def plot_progress(points: Sequence[tuple[str, float]], baseline: tuple[str, Rate
     plt.close(fig)
 
 
-def _loss_curve(adapter: AdapterVersion) -> list[float]:
-    for key in LOSS_KEYS:
-        value = adapter.metrics.get(key)
-        if isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
-            return [float(v) for v in value]
+def _curve(value: Any) -> list[float]:
+    if isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
+        return [float(v) for v in value]
     return []
+
+
+def _training_record(adapter: AdapterVersion) -> dict[str, Any]:
+    """The artifact's ``training.json`` (Share sets and the naive baseline write one), or {}."""
+    from learner.errors import SleepyCoderError
+    from learner.phases import artifact_metrics
+
+    try:
+        return artifact_metrics(Path(adapter.path))
+    except SleepyCoderError:
+        return {}
+
+
+def loss_curves(adapter: AdapterVersion) -> dict[str, list[float]]:
+    """Every loss curve an adapter recorded, by label: its own metrics, else its artifact's phases.
+
+    A Share set records one curve per route and phase (``phase0``/``phase2`` in its
+    ``training.json``); the naive baseline one per route in training order (``losses``).
+    """
+    for key in LOSS_KEYS:
+        curve = _curve(adapter.metrics.get(key))
+        if curve:
+            return {adapter.route: curve}
+    record = _training_record(adapter)
+    curves: dict[str, list[float]] = {}
+    for phase, label in (("phase0", "LoRA"), ("phase2", "coefficients")):
+        for route, entry in (record.get(phase) or {}).items():
+            curve = _curve(entry.get("losses")) if isinstance(entry, dict) else []
+            if curve:
+                curves[f"{route} ({label})"] = curve
+    losses = record.get("losses")
+    if isinstance(losses, dict):
+        for route, value in losses.items():
+            curve = _curve(value)
+            if curve:
+                curves[f"{route} ({adapter.route})"] = curve
+    return curves
+
+
+def trainable_parameters(adapter: AdapterVersion) -> dict[str, int]:
+    """Trainable parameters per route: a Share set records a count per route, others one number."""
+    for key in PARAM_KEYS:
+        value = adapter.metrics.get(key)
+        if isinstance(value, dict):
+            counts = {str(r): int(v) for r, v in value.items() if isinstance(v, int | float)}
+            if counts:
+                return counts
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            return {adapter.route: int(value)}
+    return {}
 
 
 def plot_training(adapters: Sequence[AdapterVersion], path: Path) -> None:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     for adapter in adapters:
-        curve = _loss_curve(adapter)
-        ax.plot(range(1, len(curve) + 1), curve, label=f"{adapter.route} ({adapter.version})")
+        for label, curve in loss_curves(adapter).items():
+            ax.plot(range(1, len(curve) + 1), curve, label=f"{label}, {adapter.version[:24]}")
     ax.set_xlabel("training step")
-    ax.set_ylabel("loss")
-    ax.set_title("Training loss per adapter")
+    ax.set_ylabel("loss (answer tokens)")
+    ax.set_title("Training loss per adapter and route")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -256,17 +304,23 @@ def write_report(store: Store, out_dir: Path) -> Report:
         report.notes.append("progress plot omitted: no learner cycle or adapter has recorded an evaluated pass rate")
 
     adapters = store.adapters()
-    with_loss = [a for a in adapters if _loss_curve(a)]
+    with_loss = [a for a in adapters if loss_curves(a)]
     if with_loss:
         plot_training(with_loss, out_dir / "training.png")
         report.files.append(out_dir / "training.png")
         md += ["## Training", "", "![training loss](training.png)", ""]
     else:
         report.notes.append("training-loss plot omitted: no adapter has recorded a loss curve")
-    params = [(a, _number(a.metrics, PARAM_KEYS)) for a in adapters]
-    if any(p is not None for _, p in params):
-        md += ["| adapter | route | status | trainable parameters |", "|---|---|---|---|"]
-        md += [f"| {a.version} | {a.route} | {a.status} | {int(p):,} |" for a, p in params if p is not None]
+    rows = [(a, route, n) for a in adapters for route, n in trainable_parameters(a).items()]
+    if rows:
+        md += [
+            "| adapter | status | route | trainable parameters | r=8 LoRA on the same modules |",
+            "|---|---|---|---|---|",
+        ]
+        for adapter, route, n in rows:
+            lora = adapter.metrics.get("lora_equivalent_parameters")
+            versus = f"{int(lora):,} ({lora / max(n, 1):.0f}x)" if isinstance(lora, int | float) else "-"
+            md.append(f"| {adapter.version} | {adapter.status} | {route} | {n:,} | {versus} |")
         md.append("")
     else:
         report.notes.append("trainable-parameter summary omitted: no adapter has recorded its parameter count")
