@@ -9,7 +9,7 @@ fix rate on the held-out fixes before and after with Wilson intervals.
 
     python benchmarks/idle_cycle.py --examples 32 --steps 2 --route mutability
 
-Slow on 2 CPU cores (a training step of the 0.5B model at batch 4 x 256 tokens takes 25-45 s):
+Slow on 2 CPU cores (a training step of the 0.5B model at batch 4 x 256 tokens takes about 9-10 s):
 use few steps and say so when quoting the figures.
 """
 
