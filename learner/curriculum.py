@@ -204,6 +204,7 @@ class _SnippetWorkspace:
         self.timeout_s = timeout_s
         self.file = "main.rs" if snippet.crate_type == "bin" else "lib.rs"
         self.data = snippet.code.encode()
+        self.edition = snippet.edition
 
     def key(self) -> str:
         return f"snippet|{self.snippet.crate_type}|{self.snippet.edition}"
@@ -237,6 +238,7 @@ class _CrateWorkspace:
         self.slots = slots
         self.timeout_s = timeout_s
         self.data = (crate.root / file).read_bytes()
+        self.edition = crate.edition
 
     def key(self) -> str:
         return f"crate|{self.slots.fingerprint}|{self.file}"
@@ -618,15 +620,17 @@ def _cached_example(
     cached = _cache_get(settings, key)
     if cached is not None:
         stats["cache_hits"] += 1
-        return {**cached, "origin": origin} if "rejected" not in cached else cached
-    stats["checks"] += 1
-    try:
-        result = _example_from_mutant(workspace, operator, mutation, origin)
-    except (SleepyCoderError, CheckCancelled, UnicodeDecodeError) as exc:
-        return {"rejected": f"check failed: {exc}"}
-    result["id"] = key[:16]
-    _cache_put(settings, key, result)
-    return result
+        result = cached
+    else:
+        stats["checks"] += 1
+        try:
+            result = _example_from_mutant(workspace, operator, mutation, origin)
+        except (SleepyCoderError, CheckCancelled, UnicodeDecodeError) as exc:
+            return {"rejected": f"check failed: {exc}"}
+        result["id"] = key[:16]
+        _cache_put(settings, key, result)
+    # The edition is part of the workspace's cache key, so it is added here rather than cached.
+    return result if "rejected" in result else {**result, "origin": origin, "edition": workspace.edition}
 
 
 def _write_sets(settings: Settings, examples: dict[str, list[dict[str, Any]]], record: bool) -> dict[str, Path]:

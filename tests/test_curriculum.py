@@ -78,11 +78,11 @@ fn main() {
 )
 
 
-def _codes(tmp: Path, code: str, crate_type: str, file: str) -> list[str]:
+def _codes(tmp: Path, code: str, crate_type: str, file: str, edition: str = "2021") -> list[str]:
     """Error codes of ``code`` compiled alone by the real rustc."""
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / file).write_text(code)
-    crate = CrateRef(root=tmp, single_file=file, crate_type=crate_type)
+    crate = CrateRef(root=tmp, single_file=file, crate_type=crate_type, edition=edition)
     return [d.code or "-" for d in check(crate, tmp / "target", timeout_s=60).errors]
 
 
@@ -96,10 +96,10 @@ def test_every_example_fails_with_its_code_and_its_fix_compiles(settings: Settin
     assert len({e["route"] for e in examples}) >= 4, result.stats
     for n, example in enumerate(examples):
         crate_type = "bin" if example["file"] == "main.rs" else "lib"
-        broken_codes = _codes(tmp_path / f"b{n}", example["broken"], crate_type, example["file"])
+        broken_codes = _codes(tmp_path / f"b{n}", example["broken"], crate_type, example["file"], example["edition"])
         assert broken_codes and broken_codes[0] == example["code"], example["operator"]
         assert route_for_code(example["code"]).name == example["route"]
-        assert _codes(tmp_path / f"f{n}", example["fixed"], crate_type, example["file"]) == []
+        assert _codes(tmp_path / f"f{n}", example["fixed"], crate_type, example["file"], example["edition"]) == []
 
 
 def test_examples_use_the_inference_prompt_and_answer_format(settings: Settings) -> None:
@@ -130,6 +130,8 @@ def test_verdicts_are_cached_so_a_rebuild_runs_no_compiler(settings: Settings) -
     second = build_curriculum(settings, _config(), snippets=CORPUS, leakage=Leakage(), record=False)
     assert first.stats["checks"] > 0 and second.stats["checks"] == 0
     assert {r: len(v) for r, v in first.examples.items()} == {r: len(v) for r, v in second.examples.items()}
+    editions = [[e["edition"] for e in rows] for rows in (*first.examples.values(), *second.examples.values())]
+    assert editions[: len(first.examples)] == editions[len(first.examples) :]  # cache hits keep the edition
 
 
 def test_leakage_check_drops_a_planted_benchmark_case(settings: Settings, tmp_path: Path) -> None:
