@@ -230,11 +230,12 @@ def trainable_parameters(adapter: AdapterVersion) -> dict[str, int]:
     return {}
 
 
-def plot_training(adapters: Sequence[AdapterVersion], path: Path) -> None:
+def plot_training(curves: Sequence[tuple[AdapterVersion, dict[str, list[float]]]], path: Path) -> None:
+    """One line per (adapter, route/phase) curve, as :func:`loss_curves` labels them."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for adapter in adapters:
-        for label, curve in loss_curves(adapter).items():
+    for adapter, by_label in curves:
+        for label, curve in by_label.items():
             ax.plot(range(1, len(curve) + 1), curve, label=f"{label}, {adapter.version[:24]}")
     ax.set_xlabel("training step")
     ax.set_ylabel("loss (answer tokens)")
@@ -304,7 +305,7 @@ def write_report(store: Store, out_dir: Path) -> Report:
         report.notes.append("progress plot omitted: no learner cycle or adapter has recorded an evaluated pass rate")
 
     adapters = store.adapters()
-    with_loss = [a for a in adapters if loss_curves(a)]
+    with_loss = [(a, curves) for a in adapters if (curves := loss_curves(a))]
     if with_loss:
         plot_training(with_loss, out_dir / "training.png")
         report.files.append(out_dir / "training.png")
