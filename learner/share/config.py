@@ -153,7 +153,8 @@ class ShareConfig:
         Values take the type of the knob's default (``None`` defaults read as floats); an unknown
         knob, a malformed pair or an out-of-range value raises :class:`ShareConfigError`.
         """
-        defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls) if f.name != "extra"}
+        reference = cls()
+        defaults = {f.name: getattr(reference, f.name) for f in dataclasses.fields(cls) if f.name != "extra"}
         values: dict[str, Any] = {}
         for pair in pairs:
             key, sep, raw = pair.partition("=")
