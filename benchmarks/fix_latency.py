@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from learner.config import Settings
 from learner.eval.cases import load_cases
 from learner.eval.sandbox import materialise
-from learner.fixes import FixContext, ModelFixSource, RustcSuggestionSource
-from learner.model_handle import RuntimeHandle
-from learner.pipeline import CheckSession, check_path
-from learner.prompt import build_prompt, collect_regions
-from learner.router import route_for
+from learner.fix.pipeline import CheckSession, check_path
+from learner.fix.prompt import build_prompt, collect_regions
+from learner.fix.router import route_for
+from learner.fix.sources import FixContext, ModelFixSource, RustcSuggestionSource
+from learner.model.handle import RuntimeHandle
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO.parent / "shared" / "bench"

@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from learner.config import Settings
-from learner.prompt import SYSTEM_PROMPT
-from learner.runtime import Generation, ModelRuntime, load_runtime
+from learner.fix.prompt import SYSTEM_PROMPT
+from learner.model.runtime import Generation, ModelRuntime, load_runtime
 
 INVENTORY = """\
 use std::collections::HashMap;

@@ -25,9 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from learner.config import Settings
-from learner.curriculum import CurriculumConfig, build_curriculum
 from learner.eval.cases import parse_case
 from learner.eval.leakage import check_cases, training_index
+from learner.learn.curriculum import CurriculumConfig, build_curriculum
 from learner.store import Store
 
 

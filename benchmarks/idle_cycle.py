@@ -52,7 +52,7 @@ def seed_accepted_fixes(
 _SERVER_STANDIN = """
 import resource, sys, time
 from learner.config import Settings
-from learner.runtime import load_runtime
+from learner.model.runtime import load_runtime
 rt = load_runtime(Settings(model=sys.argv[1]))
 rt.generate([{"role": "user", "content": "fn main() {}"}], max_new_tokens=4)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
@@ -71,9 +71,9 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True, help="a scratch SLEEPY_CODER_HOME-like folder")
     args = parser.parse_args()
 
-    from learner.curriculum import CurriculumConfig, Leakage, build_curriculum
-    from learner.daemon import DaemonConfig, run_daemon
-    from learner.gate import GateConfig, is_held_out
+    from learner.learn.curriculum import CurriculumConfig, Leakage, build_curriculum
+    from learner.learn.daemon import DaemonConfig, run_daemon
+    from learner.learn.gate import GateConfig, is_held_out
     from learner.store import Store
 
     settings = Settings(data_dir=args.home / "data", cache_dir=args.home / "cache")
@@ -115,7 +115,7 @@ def main() -> None:
     server_rss_mb = int(server_out.strip().splitlines()[-1]) / 1024 if server_out.strip() else float("nan")
     with Store.open(settings) as store:
         cycle = store.cycles(limit=1)[0]
-    from learner.eval.stats import Rate
+    from learner.stats import Rate
 
     scores = result.details.get("gate", {}).get("scores", {})
     report: dict[str, Any] = {

@@ -32,10 +32,10 @@ import psutil
 import torch
 
 from learner.config import Settings
-from learner.prompt import SYSTEM_PROMPT, format_answer
-from learner.runtime import load_runtime
+from learner.fix.prompt import SYSTEM_PROMPT, format_answer
+from learner.learn.train import Encoded, TrainConfig, encode_example, train_lora_route, train_route_coefficients
+from learner.model.runtime import load_runtime
 from learner.share import ShareAdapters, ShareConfig
-from learner.train import Encoded, TrainConfig, encode_example, train_lora_route, train_route_coefficients
 
 CODE = """fn summarise(values: &[i64]) -> (i64, i64, f64) {
     let mut lowest = i64::MAX;

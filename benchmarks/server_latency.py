@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lsprotocol import types
 
 from learner.config import Settings
-from learner.fixes import ModelFixSource
-from learner.model_assets import EmbeddedModelMissing, embedded_parts
-from learner.model_handle import RuntimeHandle
-from learner.pipeline import check_path, fix_diagnostic
+from learner.fix.pipeline import check_path, fix_diagnostic
+from learner.fix.sources import ModelFixSource
+from learner.model.assets import EmbeddedModelMissing, embedded_parts
+from learner.model.handle import RuntimeHandle
 from tests.e2e.lsp_helpers import code_actions, open_file, save_file, start, stop, wait_until
 from tests.rust_fixtures import TWO_TYPE_ERRORS, make_crate
 

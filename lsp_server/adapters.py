@@ -3,7 +3,7 @@
 The learner runs in another process; the only thing the two share is the store (and the
 adapter files it names). The server polls ``store.active_versions()`` and, when the active set
 changes, reloads the adapters into the loaded model between generations (the caller runs
-:func:`attach_active`, a wrapper of :func:`learner.hotswap.load_active_adapters`, on the model
+:func:`attach_active`, a wrapper of :func:`learner.model.hotswap.load_active_adapters`, on the model
 thread) and tells the editor.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from learner.config import Settings
-from learner.model_handle import RuntimeHandle
+from learner.model.handle import RuntimeHandle
 from learner.store import AdapterVersion, Store
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def attach_active(settings: Settings, store: Store | None, runtime: RuntimeHandl
     model = runtime.loaded
     if model is None or store is None:
         return None
-    from learner.hotswap import HotSwapError, load_active_adapters
+    from learner.model.hotswap import HotSwapError, load_active_adapters
 
     try:
         load_active_adapters(settings, store, model)

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from learner.config import Settings
-from learner.crate import CrateRef
-from learner.fixes import ModelFixSource, RustcSuggestionSource
-from learner.items import region_at
-from learner.model_handle import RuntimeHandle
-from learner.pipeline import CheckSession, check_path, fix_diagnostic
+from learner.fix.pipeline import CheckSession, check_path, fix_diagnostic
+from learner.fix.sources import ModelFixSource, RustcSuggestionSource
+from learner.model.handle import RuntimeHandle
 from learner.progress import Progress, no_progress
 from learner.records import RustDiagnostic
-from learner.toolchain import CheckCancelled
+from learner.rust.crate import CrateRef
+from learner.rust.items import region_at
+from learner.rust.toolchain import CheckCancelled
 from lsp_server.fixes import ModelResult, Offer, make_offer
 
 log = logging.getLogger(__name__)

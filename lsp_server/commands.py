@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from learner.config import Settings
-from learner.model_handle import RuntimeHandle
+from learner.model.handle import RuntimeHandle
 from learner.store import Store
 
 #: ``python -m learner`` arguments that run one learning cycle now (not waiting for idle time),
 #: detached from the server.
 LEARN_ARGS = ("learn", "--daemon", "--once", "--now")
 #: The CLI module that provides ``sleepy-coder learn``.
-LEARN_MODULE = "learner.learn_cli"
+LEARN_MODULE = "learner.cli.learn"
 #: A learner that dies within this many seconds is reported as failed, with its log.
 LEARN_STARTUP_S = 1.5
 

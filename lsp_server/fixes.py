@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from learner.errors import SleepyCoderError
-from learner.items import region_at
+from learner.fix.verifier import Verifier
 from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict, VerifiedFix
-from learner.source import OverlappingEdits
-from learner.verifier import Verifier
+from learner.rust.items import region_at
+from learner.rust.source import OverlappingEdits
 
 #: Separates the regions of a fix that touches several items, in before/after texts.
 REGION_SEPARATOR = "\n\n"

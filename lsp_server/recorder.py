@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from learner.config import Settings
+from learner.fix.router import route_for
 from learner.records import RustDiagnostic
-from learner.router import route_for
+from learner.rust.toolchain import rustc_version
 from learner.store import AsyncWriter, Store, StoreError
-from learner.toolchain import rustc_version
 from lsp_server.fixes import Offer
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The sleepy-coder language server: one :class:`SleepyServer` holds all state.
 
 State (and nothing else is mutable at module level): the settings, the lazily loaded model
-(:class:`~learner.model_handle.RuntimeHandle`), the store behind an async writer, the latest
+(:class:`~learner.model.handle.RuntimeHandle`), the store behind an async writer, the latest
 check of each crate (its diagnostics and rustc's verified suggestions, which are the fix cache
 keyed by document version and error key), the model results per ``uri@version`` + error key, the
 offered-fix registry, the feedback watcher and the pending check per crate.
@@ -34,12 +34,12 @@ from pygls.uris import from_fs_path, to_fs_path
 from learner import __version__
 from learner.config import Settings
 from learner.errors import NotACrate, SleepyCoderError
-from learner.model_handle import ModelUnavailable, RuntimeHandle
+from learner.fix.router import route_for
+from learner.model.handle import ModelUnavailable, RuntimeHandle
 from learner.progress import Progress
 from learner.records import RustDiagnostic
-from learner.router import route_for
+from learner.rust.toolchain import CheckCancelled
 from learner.store import AdapterVersion, NotFound, StoreError
-from learner.toolchain import CheckCancelled
 from lsp_server import convert
 from lsp_server.adapters import active_map, attach_active, change_between
 from lsp_server.analysis import CrateCheck, OpenDocument, check_crate, model_fix, verify_rustc

@@ -35,7 +35,7 @@ def embedded_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     """The embedded default model, prepared once per session (about a minute); skipped when not installed."""
     import shutil
 
-    from learner.model_assets import EmbeddedModelMissing, embedded_parts, prepare_embedded_model
+    from learner.model.assets import EmbeddedModelMissing, embedded_parts, prepare_embedded_model
 
     try:
         embedded_parts()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from learner.cli import app
+from learner.cli.app import app
 from learner.config import Settings
 from tests.rust_fixtures import MISSING_DERIVE_LIB, MOVED_VALUE_BIN, make_crate
 
@@ -131,7 +131,7 @@ def test_embedded_model_proposes_verified_or_explained_fixes_for_the_example_cra
 
 
 def test_apply_refuses_a_fix_when_the_file_changed_after_the_check(tmp_path: Path, settings: Settings) -> None:
-    from learner.pipeline import StaleFix, apply_fix, build_sources, fix_path
+    from learner.fix.pipeline import StaleFix, apply_fix, build_sources, fix_path
 
     root = make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN})
     session, results = fix_path(root, settings, build_sources(settings))

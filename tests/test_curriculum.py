@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from learner.config import Settings
-from learner.crate import CrateRef
-from learner.curriculum import (
+from learner.fix.prompt import SYSTEM_PROMPT
+from learner.fix.router import ROUTES, route_for_code
+from learner.learn.curriculum import (
     CurriculumConfig,
     Leakage,
     Snippet,
@@ -21,11 +22,10 @@ from learner.curriculum import (
     normalised_source,
     source_hash,
 )
-from learner.prompt import SYSTEM_PROMPT
 from learner.records import Edit, FixCandidate, RustDiagnostic, Span
-from learner.router import ROUTES, route_for_code
+from learner.rust.crate import CrateRef
+from learner.rust.toolchain import check
 from learner.store import Store
-from learner.toolchain import check
 
 CORPUS = (
     Snippet(
@@ -185,7 +185,7 @@ def test_store_fixes_join_and_rejected_ones_never_become_targets(settings: Setti
 
 
 def test_unknown_route_is_a_clear_error(settings: Settings) -> None:
-    from learner.curriculum import CurriculumError
+    from learner.learn.curriculum import CurriculumError
 
     with pytest.raises(CurriculumError, match="unknown or untrainable"):
         build_curriculum(settings, _config(routes=("nope",)), leakage=Leakage())

@@ -20,12 +20,12 @@ import pytest
 
 from benchmarks.idle_cycle import seed_accepted_fixes
 from learner.config import Settings
-from learner.curriculum import CurriculumConfig, Leakage, build_curriculum, load_training_set
-from learner.daemon import AlreadyRunning, DaemonConfig, InstanceLock, Learner, run_daemon, running_pid
-from learner.gate import GateConfig, is_held_out
-from learner.hotswap import attached_version, load_active_adapters
-from learner.idle import IdleDetector
-from learner.phases import SHARE_ROUTE
+from learner.learn.curriculum import CurriculumConfig, Leakage, build_curriculum, load_training_set
+from learner.learn.daemon import AlreadyRunning, DaemonConfig, InstanceLock, Learner, run_daemon, running_pid
+from learner.learn.gate import GateConfig, is_held_out
+from learner.learn.idle import IdleDetector
+from learner.learn.phases import SHARE_ROUTE
+from learner.model.hotswap import attached_version, load_active_adapters
 from learner.store import Store
 from tests.test_curriculum import CORPUS
 
@@ -143,7 +143,7 @@ _DAEMON_SCRIPT = textwrap.dedent(
     import sys
     from pathlib import Path
     from learner.config import Settings
-    from learner.daemon import run_daemon
+    from learner.learn.daemon import run_daemon
     from tests.test_daemon import make_settings, tiny_config
     settings = make_settings(Path(sys.argv[1]), Path(sys.argv[2]))
     results = run_daemon(settings, tiny_config(steps=int(sys.argv[3])), once=True)
@@ -182,7 +182,7 @@ def _integrity_ok(settings: Settings) -> None:
 
 def _promote_a_previous_version(settings: Settings) -> str:
     """A good version that must stay active whatever happens to the next cycle."""
-    from learner.phases import LearnOptions, run_learning
+    from learner.learn.phases import LearnOptions, run_learning
 
     opts = LearnOptions(routes=("struct-fields",), steps=2, per_route=4, min_examples=1, use_docs=False,
                         batch_size=2, max_tokens=160, checkpoint_every=1, promote=True, share={"k_min": 1})  # fmt: skip
@@ -270,8 +270,8 @@ _LEARNER_BOOKKEEPING = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from learner.config import Settings
-    from learner.daemon import DaemonConfig, Learner
-    from learner.idle import IdleDetector
+    from learner.learn.daemon import DaemonConfig, Learner
+    from learner.learn.idle import IdleDetector
     from learner.store import Store
     s = Settings(data_dir=Path(sys.argv[1]), retention_days=0)
     end = time.monotonic() + float(sys.argv[2])
@@ -323,8 +323,8 @@ def test_hot_swap_attaches_the_promoted_version_and_keeps_it_on_a_broken_one(
 
     import torch
 
-    from learner.hotswap import HotSwapError
-    from learner.runtime import load_runtime
+    from learner.model.hotswap import HotSwapError
+    from learner.model.runtime import load_runtime
 
     settings, _ = seeded
     first = _promote_a_previous_version(settings)

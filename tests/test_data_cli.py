@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from benchmarks.idle_cycle import seed_accepted_fixes
-from learner.cli import app
+from learner.cli.app import app
 from learner.config import Settings
 from learner.store import Store
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from learner.crate import locate_crate
-from learner.diagnostics import parse_messages
 from learner.errors import NotACrate
+from learner.fix.router import FALLBACK, ROUTES, known_codes, route_for_code
 from learner.records import Applicability
-from learner.router import FALLBACK, ROUTES, known_codes, route_for_code
-from learner.toolchain import check
+from learner.rust.crate import locate_crate
+from learner.rust.diagnostics import parse_messages
+from learner.rust.toolchain import check
 from tests.rust_fixtures import MISSING_DERIVE_LIB, MOVED_VALUE_BIN, TWO_TYPE_ERRORS, make_crate
 
 REQUIRED_CODES = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from learner.cli import app
+from learner.cli.app import app
 from learner.config import Settings
 from learner.eval.cases import load_cases
 from learner.eval.leakage import bench_dir, benchmark_index, is_benchmark_source

@@ -12,7 +12,7 @@ import pytest
 from learner.eval.cases import CaseFormatError, load_cases
 from learner.eval.continual import accuracy_matrix, average_accuracy, average_forgetting, forgetting
 from learner.eval.leakage import SourceIndex, check_cases, normalise_rust
-from learner.eval.stats import CaseSamples, mcnemar_exact, paired_comparison, pass_at_k, summarise, wilson_interval
+from learner.stats import CaseSamples, mcnemar_exact, paired_comparison, pass_at_k, summarise, wilson_interval
 
 
 def test_wilson_interval_of_8_of_10_matches_hand_computation() -> None:

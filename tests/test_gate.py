@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from learner.eval.stats import Rate
-from learner.gate import (
+from learner.learn.gate import (
     GateConfig,
     answer_fixes,
     decide,
@@ -14,8 +13,9 @@ from learner.gate import (
     is_held_out,
     record_decision,
 )
-from learner.phases import SHARE_ROUTE
-from learner.runtime import load_runtime
+from learner.learn.phases import SHARE_ROUTE
+from learner.model.runtime import load_runtime
+from learner.stats import Rate
 from learner.store import Store
 from tests.test_daemon import ROUTE, _promote_a_previous_version, seeded  # noqa: F401 - fixture
 

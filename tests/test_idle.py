@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from learner.config import Settings
-from learner.idle import IdleDetector, LearningPaused, PauseSwitch, other_processes_cpu
+from learner.learn.idle import IdleDetector, LearningPaused, PauseSwitch, other_processes_cpu
 from learner.store import Store
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

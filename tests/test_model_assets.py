@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from learner.config import Settings
-from learner.model_assets import (
+from learner.model.assets import (
     EXPECTED_SHA256,
     EXPECTED_SIZE,
     MARKER_FORMAT,

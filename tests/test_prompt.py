@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from learner.crate import locate_crate
-from learner.prompt import build_prompt, collect_regions, format_answer, parse_answer
-from learner.router import route_for
-from learner.toolchain import check
+from learner.fix.prompt import build_prompt, collect_regions, format_answer, parse_answer
+from learner.fix.router import route_for
+from learner.rust.crate import locate_crate
+from learner.rust.toolchain import check
 from tests.rust_fixtures import MOVED_VALUE_BIN, make_crate
 
 TWO_FILES = {

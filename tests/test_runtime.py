@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from learner.config import Settings
-from learner.model_assets import EmbeddedModelMissing, embedded_parts
-from learner.runtime import (
+from learner.model.assets import EmbeddedModelMissing, embedded_parts
+from learner.model.runtime import (
     Generation,
     GenerationError,
     ModelLoadError,

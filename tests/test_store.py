@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from learner import migrations
 from learner.config import Settings
 from learner.records import Edit, FixCandidate, RustDiagnostic, Span
 from learner.store import (
@@ -26,6 +25,7 @@ from learner.store import (
     Store,
     StoreCorrupt,
     StoreTooNew,
+    migrations,
 )
 
 CRATE = "/home/user/project"

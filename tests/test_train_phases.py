@@ -11,11 +11,8 @@ import pytest
 import torch
 
 from learner.config import Settings
-from learner.phases import SHARE_ROUTE, LearnOptions, LearnReport, artifact_metrics, run_learning
-from learner.runtime import ModelRuntime, load_runtime
-from learner.share import ShareAdapters
-from learner.store import Store
-from learner.train import (
+from learner.learn.phases import SHARE_ROUTE, LearnOptions, LearnReport, artifact_metrics, run_learning
+from learner.learn.train import (
     IGNORE_INDEX,
     collate,
     encode_example,
@@ -23,6 +20,9 @@ from learner.train import (
     scored_positions,
     weighted_loss,
 )
+from learner.model.runtime import ModelRuntime, load_runtime
+from learner.share import ShareAdapters
+from learner.store import Store
 from tests.test_curriculum import CORPUS
 
 NEW_ROUTE = "struct-fields"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from learner.config import Settings
-from learner.pipeline import check_path
+from learner.fix.pipeline import check_path
+from learner.fix.verifier import degenerate_reason
 from learner.records import Edit, FixCandidate
-from learner.verifier import degenerate_reason
 from tests.rust_fixtures import MISSING_DERIVE_LIB, MOVED_VALUE_BIN, make_crate
 
 BODY = b'fn helper() -> i32 {\n    let a = 1;\n    a + 1\n}\n\nfn main() {\n    println!("{}", helper());\n}\n'

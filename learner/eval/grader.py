@@ -2,7 +2,7 @@
 
 PASS needs all three: the program compiles without errors as the case's crate type, none of
 the case's error codes is reported, and the change is not degenerate by the same guard the
-verifier uses (:func:`learner.verifier.degenerate_reason`), so replacing everything with
+verifier uses (:func:`learner.fix.verifier.degenerate_reason`), so replacing everything with
 ``fn main() {}`` fails. Where a reference fix exists, exact match after rustfmt and the edit
 size (changed lines) against the reference's are reported too; they never decide PASS.
 """
@@ -15,13 +15,13 @@ import subprocess
 from dataclasses import dataclass
 
 from learner.config import Settings
-from learner.crate import CrateRef, locate_crate
 from learner.eval.cases import EvalCase
 from learner.eval.sandbox import materialise, source_file
-from learner.items import collapse_ws
+from learner.fix.verifier import degenerate_reason
 from learner.records import RustDiagnostic
-from learner.toolchain import check
-from learner.verifier import degenerate_reason
+from learner.rust.crate import CrateRef, locate_crate
+from learner.rust.items import collapse_ws
+from learner.rust.toolchain import check
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 from learner.eval.continual import average_accuracy, average_forgetting, continual_runs
 from learner.eval.runner import samples_from_results
-from learner.eval.stats import Rate, summarise, wilson_interval
 from learner.eval.tables import run_rows, to_markdown
+from learner.stats import Rate, summarise, wilson_interval
 from learner.store import AdapterVersion, EvalRun, Store
 
 #: Keys the learner may use for an evaluated pass rate in a cycle's details or an adapter's metrics.
@@ -183,7 +183,7 @@ def _curve(value: Any) -> list[float]:
 def _training_record(adapter: AdapterVersion) -> dict[str, Any]:
     """The artifact's ``training.json`` (Share sets and the naive baseline write one), or {}."""
     from learner.errors import SleepyCoderError
-    from learner.phases import artifact_metrics
+    from learner.learn.phases import artifact_metrics
 
     try:
         return artifact_metrics(Path(adapter.path))

@@ -1,9 +1,9 @@
 """Running cases: each one through the editor's pipeline in its sandbox crate, graded, recorded.
 
-Per case: the broken program is materialised, :func:`learner.pipeline.check_path` finds its
+Per case: the broken program is materialised, :func:`learner.fix.pipeline.check_path` finds its
 errors, and the strategy's sources fix them one at a time through
-:func:`learner.pipeline.fix_diagnostic` (the first verified fix is applied with
-:func:`learner.pipeline.apply_fix`, the crate re-checked, up to :data:`MAX_STEPS` errors).
+:func:`learner.fix.pipeline.fix_diagnostic` (the first verified fix is applied with
+:func:`learner.fix.pipeline.apply_fix`, the crate re-checked, up to :data:`MAX_STEPS` errors).
 The final program is then graded from scratch (:mod:`learner.eval.grader`). Cases run in a
 thread pool (``jobs``, default 2): compiling one case overlaps generating for another, the
 model is loaded once and its generation is serialised by the runtime itself.
@@ -23,20 +23,20 @@ from typing import Any
 import learner
 from learner.config import Settings
 from learner.errors import SleepyCoderError
-from learner.eval.adapters import AdapterSelection
 from learner.eval.cases import CaseSet, EvalCase, SkippedCase
 from learner.eval.grader import Grade, grade
 from learner.eval.leakage import LeakageReport, check_cases, training_index
 from learner.eval.sandbox import ensure_new_mtime, materialise, program_path, source_file
-from learner.eval.stats import CaseSamples
 from learner.eval.strategies import Strategy, StrategyContext, StrategyInfo, build_strategy
-from learner.model_handle import RuntimeHandle
-from learner.pipeline import apply_fix, check_path, fix_diagnostic
+from learner.fix.pipeline import apply_fix, check_path, fix_diagnostic
+from learner.fix.router import route_for, route_for_code
+from learner.model.adapters import AdapterSelection
+from learner.model.handle import RuntimeHandle
 from learner.records import DiagnosticFixes, RustDiagnostic
-from learner.router import route_for, route_for_code
-from learner.source import unified_diff
+from learner.rust.source import unified_diff
+from learner.rust.toolchain import rustc_version
+from learner.stats import CaseSamples
 from learner.store import EvalCaseResult, Store
-from learner.toolchain import rustc_version
 
 #: At most this many errors are fixed one after another in one case.
 MAX_STEPS = 4
@@ -330,8 +330,8 @@ def run_continual(
     progress: Progress = lambda message: None,
 ) -> list[EvalRunResult]:
     """The continual protocol: after each learned family, evaluate every family's cases with its adapters."""
-    from learner.eval.adapters import NO_ADAPTERS, NoAdapters
     from learner.eval.continual import protocol_steps
+    from learner.model.adapters import NO_ADAPTERS, NoAdapters
 
     steps = protocol_steps(store)
     if not steps:

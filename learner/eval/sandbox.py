@@ -1,7 +1,7 @@
 """Cases materialised as real cargo crates under the cache dir.
 
 Each case gets a stable folder keyed by its id, so the persistent target dirs that
-:func:`learner.pipeline.check_path` and the verifier key by crate path are reused between
+:func:`learner.fix.pipeline.check_path` and the verifier key by crate path are reused between
 runs (re-running a benchmark is incremental). Files are rewritten only when their content
 changes, so cargo's fingerprints stay valid.
 """

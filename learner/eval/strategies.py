@@ -2,7 +2,7 @@
 
 A strategy is registered by name with :func:`register_strategy` (one new class plus one
 registration line), never chosen by an if-chain. Every strategy hands the runner ordinary
-:mod:`learner.fixes` sources, so a case goes through exactly the pipeline the editor uses.
+:mod:`learner.fix.sources` sources, so a case goes through exactly the pipeline the editor uses.
 Model strategies sample with ``temperature > 0`` and a seed per sample when asked to
 (``--seeds N``); with one seed they decode greedily like the editor.
 """
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
-from learner.eval import adapters as adapter_files
-from learner.fixes import FixSource, ModelFixSource, RustcSuggestionSource
-from learner.model_handle import ModelUnavailable, RuntimeHandle
+from learner.fix.sources import FixSource, ModelFixSource, RustcSuggestionSource
+from learner.model import adapters as adapter_files
+from learner.model.handle import ModelUnavailable, RuntimeHandle
 
 if TYPE_CHECKING:
     from learner.store import Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from learner.eval.stats import CaseSamples, Rate, summarise
+from learner.stats import CaseSamples, Rate, summarise
 from learner.store import EvalCaseResult
 
 

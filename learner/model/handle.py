@@ -14,7 +14,7 @@ from learner.config import Settings
 from learner.progress import Progress, no_progress
 
 if TYPE_CHECKING:
-    from learner.runtime import ModelRuntime
+    from learner.model.runtime import ModelRuntime
 
 
 class ModelUnavailable(Exception):
@@ -42,7 +42,7 @@ class RuntimeHandle:
                 raise ModelUnavailable(self.error)
             self.state = "loading"
             try:
-                from learner.runtime import ModelLoadError, load_runtime
+                from learner.model.runtime import ModelLoadError, load_runtime
             except ImportError as exc:
                 self.error = f"the model tier is not installed ({exc.name}); pip install 'sleepy-coder[ml,model]'"
                 self.state = "failed"

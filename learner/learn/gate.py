@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from learner.config import Settings
-from learner.eval.stats import Rate
-from learner.idle import PauseSwitch
+from learner.learn.idle import PauseSwitch
+from learner.stats import Rate
 
 if TYPE_CHECKING:
-    from learner.runtime import ModelRuntime
+    from learner.model.runtime import ModelRuntime
     from learner.store import AdapterVersion, Store
 
 #: One held-out fix in this many (by fix id hash).
@@ -109,7 +109,7 @@ def decide(
 
 def heldout_rows(settings: Settings) -> list[dict[str, Any]]:
     """The held-out accepted fixes as examples (prompt and target made as for training)."""
-    from learner.curriculum import store_examples
+    from learner.learn.curriculum import store_examples
 
     return [row for row in store_examples(settings) if is_held_out(row["fix_id"])]
 
@@ -122,9 +122,9 @@ def heldout_fix_ids(store: Store) -> tuple[str, ...]:
 def answer_fixes(row: Mapping[str, Any], answer: str) -> bool:
     """Does ``answer`` (the model's text) turn the row's broken item into the user's code?"""
     from learner.errors import SleepyCoderError
-    from learner.items import Region, collapse_ws
-    from learner.prompt import FixPrompt, PromptRegion, parse_answer
-    from learner.source import apply_edits
+    from learner.fix.prompt import FixPrompt, PromptRegion, parse_answer
+    from learner.rust.items import Region, collapse_ws
+    from learner.rust.source import apply_edits
 
     broken = str(row["broken"])
     region = PromptRegion(Region(str(row["file"]), 0, len(broken.encode()), ""), broken)
@@ -193,7 +193,7 @@ class _Loaded:
 
 def _with_adapters(runtime: ModelRuntime, paths: Sequence[Path], work: Callable[[], Any]) -> Any:
     """Run ``work`` with the Share sets at ``paths`` attached (none: the base model), then unhook them."""
-    from learner.eval.adapters import RoutedAdapters, load_adapter_set
+    from learner.model.adapters import RoutedAdapters, load_adapter_set
 
     sets = [load_adapter_set(runtime.model, Path(p)) for p in paths]
     try:
@@ -217,12 +217,12 @@ def _bench_slice(
     import dataclasses
     from typing import cast
 
-    from learner.curriculum import default_benchmark_dirs
-    from learner.eval.adapters import AdapterSelection
     from learner.eval.cases import load_cases
     from learner.eval.runner import run_eval
-    from learner.model_handle import RuntimeHandle
-    from learner.router import route_for_code
+    from learner.fix.router import route_for_code
+    from learner.learn.curriculum import default_benchmark_dirs
+    from learner.model.adapters import AdapterSelection
+    from learner.model.handle import RuntimeHandle
 
     dirs = config.bench_dirs if config.bench_dirs is not None else tuple(default_benchmark_dirs())
     files = sorted(p for d in dirs for p in Path(d).glob("*.jsonl"))
@@ -261,7 +261,7 @@ def evaluate_candidate(
     """Score "before" (the active adapters, or the base model) and the candidate; decide."""
     import time
 
-    from learner.hotswap import active_selection
+    from learner.model.hotswap import active_selection
 
     config = config or GateConfig()
     rows = heldout_rows(settings)

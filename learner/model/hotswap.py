@@ -1,9 +1,9 @@
-"""Hot swap: attach the store's active adapters to a running :class:`~learner.runtime.ModelRuntime`.
+"""Hot swap: attach the store's active adapters to a running :class:`~learner.model.runtime.ModelRuntime`.
 
 The LSP server calls :func:`load_active_adapters` between requests (at start and whenever the
 learner may have promoted a version); the learner's gate uses :func:`active_selection` to
 evaluate "what the user has now". Only versions the registry marks *active* are ever
-attached: unlike :func:`learner.eval.adapters.route_adapters` there is no fallback to the
+attached: unlike :func:`learner.model.adapters.route_adapters` there is no fallback to the
 newest folder on disk, because that could serve a candidate the gate rejected.
 
 The swap is all-or-nothing: the new sets are loaded (hooked into the model, inactive) first;
@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
-from learner.eval.adapters import NAIVE_LORA_ROUTE, AdapterSelection, RoutedAdapters, load_adapter_set, route_adapters
+from learner.model.adapters import NAIVE_LORA_ROUTE, AdapterSelection, RoutedAdapters, load_adapter_set, route_adapters
 
 if TYPE_CHECKING:
-    from learner.runtime import ModelRuntime
+    from learner.model.runtime import ModelRuntime
     from learner.store import Store
 
 

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from learner.config import Settings
-from learner.crate import CrateRef, locate_crate
 from learner.errors import SleepyCoderError
-from learner.fixes import DEFAULT_ORDER, FixContext, FixSource, get_fix_source
-from learner.model_handle import RuntimeHandle
+from learner.fix.router import route_for
+from learner.fix.sources import DEFAULT_ORDER, FixContext, FixSource, get_fix_source
+from learner.fix.verifier import Verifier
+from learner.model.handle import RuntimeHandle
 from learner.progress import Progress, no_progress
 from learner.records import DiagnosticFixes, FixCandidate, RustDiagnostic
-from learner.router import route_for
-from learner.source import edits_by_file, unified_diff, write_atomic
-from learner.toolchain import CheckResult, check
-from learner.verifier import Verifier
+from learner.rust.crate import CrateRef, locate_crate
+from learner.rust.source import edits_by_file, unified_diff, write_atomic
+from learner.rust.toolchain import CheckResult, check
 
 
 class StaleFix(SleepyCoderError):

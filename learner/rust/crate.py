@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from learner.errors import NotACrate, ToolchainMissing
-from learner.toolchain import cargo_path
+from learner.rust.toolchain import cargo_path
 
 _MAIN_FN = re.compile(rb"(?m)^\s*(pub\s+)?fn\s+main\s*\(")
 

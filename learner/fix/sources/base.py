@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from learner.config import Settings
+from learner.fix.verifier import Verifier
 from learner.progress import Progress, no_progress
 from learner.records import Route, RustDiagnostic, VerifiedFix
-from learner.verifier import Verifier
 
 
 @dataclass

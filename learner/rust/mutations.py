@@ -5,7 +5,7 @@ original is its fix. Each operator undoes one thing a programmer typically forge
 ``mut``, a ``.clone()``, a ``&``, a derive, a lifetime, a bound, a conversion, a field, a
 spelling), so the errors rustc reports for mutants look like the errors users hit. An
 operator only *proposes*: which error code a mutant really produces is decided by rustc
-(:mod:`learner.curriculum`), never assumed here. ``routes`` on each operator is the family
+(:mod:`learner.learn.curriculum`), never assumed here. ``routes`` on each operator is the family
 it is meant to feed and is what the curriculum accepts.
 
 Every mutation is one contiguous byte replacement, so the broken and fixed files differ in a
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from learner.items import parse
+from learner.rust.items import parse
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from learner.config import Settings
-from learner.curriculum import CurriculumConfig, Snippet, build_curriculum, load_training_set
 from learner.errors import SleepyCoderError
-from learner.train import StepCallback, TrainConfig
+from learner.learn.curriculum import CurriculumConfig, Snippet, build_curriculum, load_training_set
+from learner.learn.train import StepCallback, TrainConfig
 
 if TYPE_CHECKING:
-    from learner.runtime import ModelRuntime
+    from learner.model.runtime import ModelRuntime
     from learner.share import ShareAdapters, ShareConfig
     from learner.store import Store
 
@@ -148,7 +148,7 @@ def latest_unfinished_run(settings: Settings) -> Path | None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from learner.source import write_atomic
+    from learner.rust.source import write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(data, indent=2, default=str).encode())
@@ -199,7 +199,7 @@ def run_learning(
     with Store.open(settings) as store:
         rows = _training_rows(settings, options, run_dir, snippets, reporter, report)
         if runtime is None:
-            from learner.runtime import load_runtime
+            from learner.model.runtime import load_runtime
 
             reporter.message(f"loading {settings.model}")
             runtime = load_runtime(settings)
@@ -256,7 +256,7 @@ class _Run:
         self.budget = budget
         self.report = report
         self.store = store
-        from learner.train import end_of_turn_id
+        from learner.learn.train import end_of_turn_id
 
         tokenizer = runtime.tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_of_turn_id(tokenizer)
@@ -271,7 +271,7 @@ class _Run:
         )
 
     def encoded(self, rows: list[dict[str, Any]]) -> list[Any]:
-        from learner.train import encode_rows
+        from learner.learn.train import encode_rows
 
         return encode_rows(self.runtime.tokenizer, self.runtime.render_prompt, rows, self.options.max_tokens)
 
@@ -337,8 +337,8 @@ class _Run:
     def phase0(
         self, routes: list[str], rows: dict[str, list[dict[str, Any]]], metrics: dict[str, Any]
     ) -> dict[str, Any] | None:
+        from learner.learn.train import train_lora_route
         from learner.share import lora_factors_from_peft
-        from learner.train import train_lora_route
 
         factors = {}
         config = self.options.train_config(self.options.lora_lr)
@@ -384,7 +384,7 @@ class _Run:
     def phase2(
         self, adapters: ShareAdapters, routes: list[str], rows: dict[str, list[dict[str, Any]]], metrics: dict[str, Any]
     ) -> bool:
-        from learner.train import train_route_coefficients
+        from learner.learn.train import train_route_coefficients
 
         config = self.options.train_config(self.options.coef_lr)
         for route in routes:
@@ -435,7 +435,7 @@ class _Run:
         metrics["reconstruction_errors"] = {r: adapters.reconstruction_error(r) for r in adapters.routes}
 
     def publish(self, adapters: ShareAdapters, parent: str | None, metrics: dict[str, Any]) -> None:
-        from learner.train import _atomic_dir
+        from learner.learn.train import _atomic_dir
 
         digest = hashlib.sha256(json.dumps(adapters.metadata(), sort_keys=True, default=str).encode()).hexdigest()
         version = f"share-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{digest[:8]}"
@@ -478,7 +478,7 @@ class _Run:
 
     def naive(self, routes: list[str], rows: dict[str, list[dict[str, Any]]]) -> bool:
         """The forgetting baseline: one LoRA trained on the routes one after another."""
-        from learner.train import train_lora_sequence
+        from learner.learn.train import train_lora_sequence
 
         adapters_active = self.runtime.model
         config = self.options.train_config(self.options.lora_lr)

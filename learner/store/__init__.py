@@ -68,10 +68,10 @@ from typing import IO, Any, TypeVar
 
 from sqlite_utils import Database
 
-from learner import migrations
 from learner.config import Settings
 from learner.errors import SleepyCoderError
 from learner.records import Edit, FixCandidate, RustDiagnostic
+from learner.store import migrations
 
 log = logging.getLogger(__name__)
 

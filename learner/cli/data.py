@@ -18,34 +18,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from learner.cli.app import JsonOption, console, err_console, fail, ready_settings, settings_from
 from learner.config import Settings
 from learner.errors import SleepyCoderError
 
 if TYPE_CHECKING:
     from learner.store import AdapterVersion, Store
 
-console = Console(highlight=False, soft_wrap=True)
 adapters_app = typer.Typer(help="The versioned adapters the learner produced.", no_args_is_help=True)
 data_app = typer.Typer(help="Your recorded data: export it, forget it, apply retention.", no_args_is_help=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _settings() -> Settings:
-    from learner.cli import settings_from
-
-    settings = settings_from(None)
-    settings.ensure_dirs()
-    return settings
 
 
 @contextmanager
 def _store(settings: Settings) -> Iterator[Store]:
-    from learner.cli import fail
     from learner.store import Store
 
     try:
@@ -75,7 +63,7 @@ def _version_json(v: AdapterVersion) -> dict[str, Any]:
 @adapters_app.command("list")
 def adapters_list(as_json: JsonOption = False) -> None:
     """Every registered version, newest first, with its status and the gate's verdict."""
-    settings = _settings()
+    settings = ready_settings()
     with _store(settings) as store:
         versions = store.adapters()
     if as_json:
@@ -96,10 +84,9 @@ def adapters_list(as_json: JsonOption = False) -> None:
 @adapters_app.command("show")
 def adapters_show(version: str, as_json: JsonOption = False) -> None:
     """One version in full: status, lineage, training metrics and gate scores."""
-    from learner.cli import fail
     from learner.store import NotFound
 
-    settings = _settings()
+    settings = ready_settings()
     with _store(settings) as store:
         try:
             v = store.adapter(version)
@@ -129,10 +116,9 @@ def _fraction(pair: list[float]) -> str:
 @adapters_app.command("rollback")
 def adapters_rollback(version: str) -> None:
     """Withdraw VERSION if it is active (what it replaced comes back), or make a retired VERSION active again."""
-    from learner.cli import fail
     from learner.store import StoreError
 
-    settings = _settings()
+    settings = ready_settings()
     with _store(settings) as store:
         try:
             current = store.adapter(version)
@@ -153,8 +139,7 @@ def adapters_rollback(version: str) -> None:
 @adapters_app.command("export")
 def adapters_export(version: str, route: str, out_dir: Path, model: str | None = None) -> None:
     """Write ROUTE of a Share VERSION as a standard peft LoRA folder (needs the base model, loaded once)."""
-    from learner.cli import fail, settings_from
-    from learner.eval.adapters import load_adapter_set
+    from learner.model.adapters import load_adapter_set
     from learner.store import NotFound
 
     settings = settings_from(model)
@@ -164,7 +149,7 @@ def adapters_export(version: str, route: str, out_dir: Path, model: str | None =
         except NotFound as exc:
             raise fail(str(exc)) from None
     try:
-        from learner.runtime import load_runtime
+        from learner.model.runtime import load_runtime
 
         runtime = load_runtime(settings)
         adapter_set = load_adapter_set(runtime.model, Path(v.path))
@@ -184,14 +169,14 @@ def data_export(
     out: Annotated[Path | None, typer.Option("--out", help="File to write (default: standard output).")] = None,
 ) -> None:
     """Every record as JSON Lines (a consistent snapshot, even while the editor writes)."""
-    settings = _settings()
+    settings = ready_settings()
     with _store(settings) as store:
         if out is None:
             store.export_jsonl(sys.stdout)
             return
         with open(out, "w", encoding="utf-8") as fp:
             rows = store.export_jsonl(fp)
-    Console(stderr=True).print(f"wrote {rows} records to {out}")
+    err_console.print(f"wrote {rows} records to {out}")
 
 
 def parse_date(text: str) -> datetime:
@@ -211,13 +196,13 @@ def data_forget(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete your recorded fixes (all, or older than --before) and the training sets built from them."""
-    from learner.daemon import remove_training_files
+    from learner.learn.daemon import remove_training_files
 
     cutoff = parse_date(before) if before else None
     what = f"records older than {cutoff.isoformat()}" if cutoff else "ALL recorded diagnostics, fixes and outcomes"
     if not yes and not typer.confirm(f"Delete {what} and the training sets derived from them?"):
         raise typer.Exit(code=1)
-    settings = _settings()
+    settings = ready_settings()
     with _store(settings) as store:
         report = store.forget(before=cutoff)
     removed = remove_training_files(report.training_sets)
@@ -230,9 +215,9 @@ def data_forget(
 @data_app.command("retention")
 def data_retention() -> None:
     """Apply ``retention_days`` now (the learner also does it at the start of every cycle)."""
-    from learner.daemon import remove_training_files
+    from learner.learn.daemon import remove_training_files
 
-    settings = _settings()
+    settings = ready_settings()
     if settings.retention_days <= 0:
         console.print("retention is off (retention_days = 0): nothing is deleted")
         return
@@ -255,7 +240,7 @@ def _disk_use(path: Path) -> int:
 
 def status_data(settings: Settings) -> dict[str, Any]:
     """What ``status`` shows, as plain data (also ``status --json``)."""
-    from learner.daemon import running_pid
+    from learner.learn.daemon import running_pid
     from learner.store import Store
 
     pid = running_pid(settings)
@@ -297,9 +282,8 @@ def status_data(settings: Settings) -> dict[str, Any]:
 
 def status(as_json: JsonOption = False) -> None:
     """Learner state, last cycle, per-route examples and scores, active adapters, disk use."""
-    from learner.cli import fail
 
-    settings = _settings()
+    settings = ready_settings()
     try:
         data = status_data(settings)
     except SleepyCoderError as exc:

@@ -7,14 +7,14 @@ One cycle (:meth:`Learner.cycle`), each step recorded in the store's ``learner_c
 2. what to do: a candidate left by an interrupted cycle is gated first; else an interrupted
    training run is resumed; else the routes with at least ``min_new_examples`` new accepted or
    edited fixes since the last trained cycle are the targets (nothing to learn: done);
-3. training (:func:`learner.phases.run_learning`): the store's accepted fixes of the target
+3. training (:func:`learner.learn.phases.run_learning`): the store's accepted fixes of the target
    routes (all of them: replay; edited ones weigh most) topped up by the mutation curriculum,
    *minus* the gate's held-out fixes, checkpointed every step;
-4. the gate (:mod:`learner.gate`) scores the candidate against what is active and records the
+4. the gate (:mod:`learner.learn.gate`) scores the candidate against what is active and records the
    decision; promotion is one store transaction, so a crash leaves the last good version active.
 
 The user coming back (editor heartbeat newer than the cycle's start, or the charger unplugged)
-trips a :class:`~learner.idle.PauseSwitch` within a watcher interval; training stops inside the
+trips a :class:`~learner.learn.idle.PauseSwitch` within a watcher interval; training stops inside the
 current step and the next cycle resumes from the last per-step checkpoint.
 
 One instance at a time: an ``fcntl`` lock on ``data_dir/learner.lock`` (the file names the
@@ -47,16 +47,16 @@ from typing import IO, TYPE_CHECKING, Any
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
-from learner.gate import GateConfig, evaluate_candidate, heldout_fix_ids, is_held_out, record_decision
-from learner.idle import IdleDetector, LearningPaused, PauseSwitch
-from learner.train import StepCallback
+from learner.learn.gate import GateConfig, evaluate_candidate, heldout_fix_ids, is_held_out, record_decision
+from learner.learn.idle import IdleDetector, LearningPaused, PauseSwitch
+from learner.learn.train import StepCallback
 
 if TYPE_CHECKING:
-    from learner.curriculum import Snippet
-    from learner.runtime import ModelRuntime
+    from learner.learn.curriculum import Snippet
+    from learner.model.runtime import ModelRuntime
     from learner.store import AdapterVersion, Store
 
-log = logging.getLogger("learner.daemon")
+log = logging.getLogger("learner.learn.daemon")
 
 LOCK_NAME = "learner.lock"
 LOG_NAME = "learner.log"
@@ -168,7 +168,7 @@ class DaemonConfig:
     use_docs: bool = True
     batch_size: int = 4
     max_tokens: int = 256
-    #: Other :class:`~learner.phases.LearnOptions` fields (learning rates, Share knobs).
+    #: Other :class:`~learner.learn.phases.LearnOptions` fields (learning rates, Share knobs).
     learn: dict[str, Any] = field(default_factory=dict)
     gate: GateConfig = field(default_factory=GateConfig)
     #: Extra correct code for the curriculum (tests use a small corpus).
@@ -296,7 +296,7 @@ class Learner:
     def _work(
         self, store: Store, cycle_id: int, details: dict[str, Any], detector: IdleDetector, started: datetime
     ) -> str:
-        from learner.phases import latest_unfinished_run
+        from learner.learn.phases import latest_unfinished_run
 
         pending = self._pending_candidate(store)
         if pending is not None:
@@ -320,7 +320,7 @@ class Learner:
 
     def _targets(self, store: Store) -> tuple[list[str], dict[str, int]]:
         """Routes with enough new, trainable (not held-out, not fallback) accepted fixes since the last training."""
-        from learner.router import FALLBACK
+        from learner.fix.router import FALLBACK
 
         since_text = _last_details(store, "selected_at", outcomes=TRAINED_OUTCOMES).get("selected_at")
         since = datetime.fromisoformat(since_text) if since_text else None
@@ -333,7 +333,7 @@ class Learner:
 
     def _pending_candidate(self, store: Store) -> tuple[AdapterVersion, list[str]] | None:
         """The newest ungated Share candidate (older ones are superseded), with its target routes."""
-        from learner.phases import SHARE_ROUTE
+        from learner.learn.phases import SHARE_ROUTE
 
         candidates = [c for c in store.adapters(route=SHARE_ROUTE, status="candidate") if Path(c.path).is_dir()]
         if not candidates:
@@ -347,7 +347,7 @@ class Learner:
 
     def _ensure_runtime(self) -> ModelRuntime:
         if self.runtime is None:
-            from learner.runtime import load_runtime
+            from learner.model.runtime import load_runtime
 
             log.info("loading %s", self.settings.model)
             self.runtime = load_runtime(self.settings)
@@ -390,7 +390,7 @@ class Learner:
         *,
         resume: bool,
     ) -> str:
-        from learner.phases import LearnOptions, run_learning
+        from learner.learn.phases import LearnOptions, run_learning
 
         runtime = self._ensure_runtime()
         options = LearnOptions(

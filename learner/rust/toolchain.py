@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from learner.diagnostics import errors, parse_messages
 from learner.errors import CheckFailed, ToolchainMissing
 from learner.records import RustDiagnostic
+from learner.rust.diagnostics import errors, parse_messages
 
 if TYPE_CHECKING:
-    from learner.crate import CrateRef
+    from learner.rust.crate import CrateRef
 
 
 class CheckCancelled(Exception):

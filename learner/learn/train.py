@@ -2,7 +2,7 @@
 
 One loop serves all three (:func:`train_loop`): the only differences are *which* parameters
 are trainable and where they live. Examples are encoded exactly as inference sees them
-(:meth:`learner.runtime.ModelRuntime.render_prompt` + answer + end-of-turn token) and the loss
+(:meth:`learner.model.runtime.ModelRuntime.render_prompt` + answer + end-of-turn token) and the loss
 covers the answer only (prompt labels are -100), weighted per example (an edited user fix
 counts more than a mutation). Runs are checkpointed (trainable tensors, optimiser, step,
 losses) atomically every few steps and resume bit-for-bit: the batch of step ``s`` depends only

@@ -1,4 +1,4 @@
-"""``sleepy-coder learn``: a manual learning run with progress bars (see :mod:`learner.phases`)."""
+"""``sleepy-coder learn``: a manual learning run with progress bars (see :mod:`learner.learn.phases`)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from learner.cli.app import console, err_console, fail, settings_from
 from learner.errors import SleepyCoderError
-from learner.train import StepCallback
-
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+from learner.learn.train import StepCallback
 
 
 class RichReporter:
@@ -24,7 +22,7 @@ class RichReporter:
         self.progress = progress
 
     def message(self, text: str) -> None:
-        (self.progress.console if self.progress else console).print(escape(text))
+        (self.progress.console if self.progress else err_console).print(escape(text))
 
     def task(self, label: str, total: int) -> StepCallback:
         bar = self.progress
@@ -34,7 +32,7 @@ class RichReporter:
             if bar is not None and task_id is not None:
                 bar.update(task_id, completed=step, loss=loss, rate=rate)
             else:
-                console.print(f"{label} step {step}/{steps} loss {loss:.4f} {rate:.2f} ex/s")
+                err_console.print(f"{label} step {step}/{steps} loss {loss:.4f} {rate:.2f} ex/s")
 
         return on_step
 
@@ -82,12 +80,11 @@ def learn(
     now: Annotated[bool, typer.Option("--now", help="With --daemon: do not wait for the machine to be idle.")] = False,
 ) -> None:
     """Build training sets and train the Share adapters (Phase 0 -> 1 -> 2 -> 3); resumable."""
-    from learner.cli import fail, settings_from
-    from learner.phases import LearnOptions, run_learning
+    from learner.learn.phases import LearnOptions, run_learning
 
     settings = settings_from(model)
     if daemon:
-        from learner.daemon import DaemonConfig, run_daemon
+        from learner.learn.daemon import DaemonConfig, run_daemon
 
         config = DaemonConfig(require_idle=not now, steps=steps, per_route=per_route, use_docs=not no_docs)
         try:
@@ -95,7 +92,7 @@ def learn(
         except SleepyCoderError as exc:
             raise fail(str(exc)) from None
         for result in results:
-            console.print(f"cycle {result.cycle_id}: {result.outcome}")
+            err_console.print(f"cycle {result.cycle_id}: {result.outcome}")
         return
     options = LearnOptions(
         routes=tuple(route) if route else None,
@@ -131,7 +128,7 @@ def learn(
         TextColumn("{task.fields[rate]:.2f} ex/s"),
         TimeRemainingColumn(),
     )
-    progress = Progress(*columns, console=console) if sys.stderr.isatty() else None
+    progress = Progress(*columns, console=err_console) if sys.stderr.isatty() else None
     reporter = RichReporter(progress)
     try:
         if progress is not None:
@@ -143,7 +140,7 @@ def learn(
                 progress.stop()
     except (SleepyCoderError, RuntimeError) as exc:
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    out = Console(highlight=False)
+    out = console
     out.print(
         f"run {report.run_dir.name}: {'finished' if report.finished else 'interrupted'}; phases {report.phases_done}"
     )

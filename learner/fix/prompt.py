@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from learner import items
-from learner.items import Region
 from learner.records import Edit, Route, RustDiagnostic
-from learner.source import read_source
+from learner.rust import items
+from learner.rust.items import Region
+from learner.rust.source import read_source
 
 SYSTEM_PROMPT = "You are an expert Rust programmer. You fix compile errors with small, correct changes."
 #: Secondary regions shown besides the region of the error, at most.

@@ -6,11 +6,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-from learner.fixes.base import FixContext
-from learner.model_handle import ModelUnavailable, RuntimeHandle
-from learner.prompt import build_prompt, collect_regions, parse_answer, retry_feedback
+from learner.fix.prompt import build_prompt, collect_regions, parse_answer, retry_feedback
+from learner.fix.sources.base import FixContext
+from learner.model.handle import ModelUnavailable, RuntimeHandle
 from learner.records import FixCandidate, Verdict, VerifiedFix
-from learner.source import SourceUnreadable
+from learner.rust.source import SourceUnreadable
 
 
 class ModelFixSource:

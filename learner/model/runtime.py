@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from learner.config import Settings
-from learner.model_assets import EmbeddedModelError, Progress, prepare_embedded_model
+from learner.model.assets import EmbeddedModelError, Progress, prepare_embedded_model
 
 if TYPE_CHECKING:
     import torch

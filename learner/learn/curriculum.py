@@ -2,15 +2,15 @@
 
 Why mutations: the user's accepted fixes arrive slowly, and evaluation data must never be
 trained on. Correct code is plentiful (the user's own crates, the Rust documentation installed
-with the toolchain), and breaking it in the ways programmers do (:mod:`learner.mutations`)
+with the toolchain), and breaking it in the ways programmers do (:mod:`learner.rust.mutations`)
 yields pairs whose fix is known exactly: the original. rustc decides what each mutant is: a
 mutant is kept only when its *first* error falls in the route the operator feeds, and the
 region the prompt shows for that error contains the whole change (otherwise the answer could
 not express the fix).
 
-Every example is rendered with the inference code path: :func:`learner.prompt.collect_regions`
-on the materialised broken crate, :func:`learner.prompt.build_prompt`, and a target made by
-:func:`learner.prompt.format_answer` from the original text of the changed region. Accepted and
+Every example is rendered with the inference code path: :func:`learner.fix.prompt.collect_regions`
+on the materialised broken crate, :func:`learner.fix.prompt.build_prompt`, and a target made by
+:func:`learner.fix.prompt.format_answer` from the original text of the changed region. Accepted and
 edited fixes from the store join as the most valuable examples; rejected ones never appear
 (:meth:`learner.store.Store.accepted_examples` excludes them).
 
@@ -36,17 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from learner import items
 from learner.config import Settings
-from learner.crate import CrateRef, locate_crate
 from learner.errors import SleepyCoderError
 from learner.eval.leakage import bench_dir, normalise_rust, source_hash
-from learner.mutations import OPERATORS, Mutation, Operator, mutations
-from learner.prompt import PromptRegion, build_prompt, collect_regions, format_answer
+from learner.fix.prompt import PromptRegion, build_prompt, collect_regions, format_answer
+from learner.fix.router import FALLBACK, ROUTES, route_for, route_for_code
 from learner.records import RustDiagnostic
-from learner.router import FALLBACK, ROUTES, route_for, route_for_code
-from learner.source import write_atomic
-from learner.toolchain import CheckCancelled, check, rustc_path
+from learner.rust import items
+from learner.rust.crate import CrateRef, locate_crate
+from learner.rust.mutations import OPERATORS, Mutation, Operator, mutations
+from learner.rust.source import write_atomic
+from learner.rust.toolchain import CheckCancelled, check, rustc_path
 
 #: Bump when the example format or the acceptance rules change: old cached verdicts are ignored.
 CACHE_VERSION = 1

@@ -10,16 +10,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from learner.config import Settings
+from learner.cli.app import console, err_console, fail, ready_settings
 from learner.errors import SleepyCoderError
-
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -42,17 +38,6 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", help="Run only the firs
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Cases run in parallel.")]
 AttemptsOpt = Annotated[int | None, typer.Option("--attempts", help="Model attempts per error (pass@K).")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model: 'embedded:...' (default), an id or a folder.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code=2)
-
-
-def _settings(model: str | None) -> Settings:
-    settings = Settings.from_mapping({"model": model} if model else None)
-    settings.ensure_dirs()
-    return settings
 
 
 def _print_run(store: Any, run_id: int) -> None:
@@ -99,7 +84,7 @@ def run_cmd(
     from learner.eval.runner import run_eval
     from learner.store import Store
 
-    settings = _settings(model)
+    settings = ready_settings(model)
     try:
         case_set = load_cases(cases, include_invalid=include_invalid, limit=limit)
         with Store.open(settings) as store:
@@ -116,7 +101,7 @@ def run_cmd(
             )
             _print_run(store, result.run_id)
     except SleepyCoderError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @eval_app.command("compare")
@@ -125,16 +110,16 @@ def compare_cmd(
     run_b: Annotated[int, typer.Argument(help="Run id B.")],
 ) -> None:
     """Paired comparison of two runs: cases that flipped each way and the exact McNemar p-value."""
-    from learner.eval.stats import paired_comparison
+    from learner.stats import paired_comparison
     from learner.store import Store
 
-    settings = _settings(None)
+    settings = ready_settings()
     try:
         with Store.open(settings) as store:
             runs = [store.eval_run(run_a), store.eval_run(run_b)]
             outcomes = [_first_seed_outcomes(store.eval_results(r.id)) for r in runs]
     except SleepyCoderError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     cmp = paired_comparison(outcomes[0], outcomes[1])
     console.print(f"A = run {runs[0].id} ({runs[0].strategy}), B = run {runs[1].id} ({runs[1].strategy})")
     console.print(f"both pass: {cmp.both}   neither: {cmp.neither}")
@@ -162,13 +147,13 @@ def continual_cmd(
     model: ModelOpt = None,
 ) -> None:
     """Continual-learning protocol: after each learned family, evaluate every family (accuracy matrix)."""
-    from learner.eval.adapters import NoAdapters
     from learner.eval.cases import load_cases
     from learner.eval.continual import continual_runs
     from learner.eval.runner import run_continual
+    from learner.model.adapters import NoAdapters
     from learner.store import Store
 
-    settings = _settings(model)
+    settings = ready_settings(model)
     try:
         case_set = load_cases(cases, limit=limit)
         with Store.open(settings) as store:
@@ -182,11 +167,11 @@ def continual_cmd(
             )
             result = continual_runs(store)
     except NoAdapters as exc:
-        raise _fail(f"cannot run the continual protocol: {exc}") from None
+        raise fail(f"cannot run the continual protocol: {exc}") from None
     except SleepyCoderError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if result is None:
-        raise _fail("the protocol recorded no runs")
+        raise fail("the protocol recorded no runs")
     table = Table(title="accuracy after each learning step (rows) per family (columns)")
     table.add_column("after learning")
     for family in result.families:
@@ -215,13 +200,13 @@ def report_cmd(
     from learner.eval.reports import write_report
     from learner.store import Store
 
-    settings = _settings(None)
+    settings = ready_settings()
     target = out or settings.reports_dir
     try:
         with Store.open(settings) as store:
             report = write_report(store, target)
     except SleepyCoderError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for path in report.files:
         console.print(f"wrote {path}")
     for note in report.notes:

@@ -19,14 +19,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from learner import items
 from learner.config import Settings
-from learner.crate import CrateRef
 from learner.errors import SleepyCoderError
+from learner.fix.router import BORROWCK_ROUTES, route_for_code
 from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict
-from learner.router import BORROWCK_ROUTES, route_for_code
-from learner.source import OverlappingEdits, apply_edits, edits_by_file, read_source
-from learner.toolchain import CheckResult, check
+from learner.rust import items
+from learner.rust.crate import CrateRef
+from learner.rust.source import OverlappingEdits, apply_edits, edits_by_file, read_source
+from learner.rust.toolchain import CheckResult, check
 
 _SKIP_DIRS = frozenset({"target", ".git", "node_modules", ".hg", ".svn", ".venv", "__pycache__"})
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-from learner.fixes.base import FixContext
+from learner.fix.sources.base import FixContext
 from learner.records import Applicability, FixCandidate, VerifiedFix
 
 _ORDER = (Applicability.MACHINE_APPLICABLE, Applicability.MAYBE_INCORRECT)
