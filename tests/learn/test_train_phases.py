@@ -23,7 +23,7 @@ from learner.learn.train import (
 from learner.model.runtime import ModelRuntime, load_runtime
 from learner.share import ShareAdapters
 from learner.store import Store
-from tests.test_curriculum import CORPUS
+from tests.learn.test_curriculum import CORPUS
 
 NEW_ROUTE = "struct-fields"
 

@@ -17,7 +17,7 @@ from learner.learn.phases import SHARE_ROUTE
 from learner.model.runtime import load_runtime
 from learner.stats import Rate
 from learner.store import Store
-from tests.test_daemon import ROUTE, _promote_a_previous_version, seeded  # noqa: F401 - fixture
+from tests.learn.test_daemon import ROUTE, _promote_a_previous_version, seeded  # noqa: F401 - fixture
 
 
 def test_promotes_when_the_route_improves_and_nothing_regresses() -> None:

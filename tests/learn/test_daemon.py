@@ -27,10 +27,10 @@ from learner.learn.idle import IdleDetector
 from learner.learn.phases import SHARE_ROUTE
 from learner.model.hotswap import attached_version, load_active_adapters
 from learner.store import Store
-from tests.test_curriculum import CORPUS
+from tests.learn.test_curriculum import CORPUS
 
 ROUTE = "mutability"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_config(**kw: Any) -> DaemonConfig:
@@ -144,7 +144,7 @@ _DAEMON_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from learner.config import Settings
     from learner.learn.daemon import run_daemon
-    from tests.test_daemon import make_settings, tiny_config
+    from tests.learn.test_daemon import make_settings, tiny_config
     settings = make_settings(Path(sys.argv[1]), Path(sys.argv[2]))
     results = run_daemon(settings, tiny_config(steps=int(sys.argv[3])), once=True)
     print(results[0].outcome, flush=True)

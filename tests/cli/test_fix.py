@@ -117,7 +117,7 @@ def test_embedded_model_proposes_verified_or_explained_fixes_for_the_example_cra
     import shutil
 
     root = tmp_path / "typical-errors"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "typical-errors", root)
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "typical-errors", root)
     args = ["fix", str(root), "--model", str(embedded_model_dir), "--all-sources", "--attempts", "1", "--json", "-v"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
