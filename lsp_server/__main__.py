@@ -1,5 +1,5 @@
 """``python -m lsp_server``: serve over stdio."""
 
-from lsp_server.server import main
+from lsp_server.app import main
 
 main()

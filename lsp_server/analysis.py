@@ -20,9 +20,9 @@ from learner.fix.sources import ModelFixSource, RustcSuggestionSource
 from learner.model.handle import RuntimeHandle
 from learner.progress import Progress, no_progress
 from learner.records import RustDiagnostic
+from learner.rust.check import CheckCancelled
 from learner.rust.crate import CrateRef
 from learner.rust.items import region_at
-from learner.rust.toolchain import CheckCancelled
 from lsp_server.fixes import ModelResult, Offer, make_offer
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from learner.fix.router import route_for
 from learner.model.handle import ModelUnavailable, RuntimeHandle
 from learner.progress import Progress
 from learner.records import RustDiagnostic
-from learner.rust.toolchain import CheckCancelled
+from learner.rust.check import CheckCancelled
 from learner.store import AdapterVersion, NotFound, StoreError
 from lsp_server import convert
 from lsp_server.adapters import active_map, attach_active, change_between
@@ -494,18 +494,3 @@ def _char_span(text: str, diag: RustDiagnostic) -> tuple[int, int]:
     if span is None:
         return (0, 0)
     return char_offset(text, span.line_start, span.column_start), char_offset(text, span.line_end, span.column_end)
-
-
-def create_server(settings: Settings | None = None) -> SleepyServer:
-    from lsp_server.handlers import register
-
-    server = SleepyServer(settings)
-    register(server)
-    return server
-
-
-def main() -> None:
-    """Serve over stdio (what ``sleepy-coder serve`` and ``python -m lsp_server`` run)."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    logging.getLogger("lsp_server").setLevel(logging.INFO)
-    create_server().start_io()

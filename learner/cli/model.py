@@ -34,7 +34,7 @@ def prepare_model(model: ModelOption = None) -> None:
 
 def serve() -> None:
     """Run the language server over stdio (what the editor starts)."""
-    from lsp_server.server import main as serve_main
+    from lsp_server.app import main as serve_main
 
     serve_main()
 

@@ -19,9 +19,9 @@ from learner.eval.cases import EvalCase
 from learner.eval.sandbox import materialise, source_file
 from learner.fix.verifier import degenerate_reason
 from learner.records import RustDiagnostic
+from learner.rust.check import check
 from learner.rust.crate import CrateRef, locate_crate
 from learner.rust.items import collapse_ws
-from learner.rust.toolchain import check
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from learner.fix.verifier import Verifier
 from learner.model.handle import RuntimeHandle
 from learner.progress import Progress, no_progress
 from learner.records import DiagnosticFixes, FixCandidate, RustDiagnostic
+from learner.rust.check import CheckResult, check
 from learner.rust.crate import CrateRef, locate_crate
 from learner.rust.source import edits_by_file, unified_diff, write_atomic
-from learner.rust.toolchain import CheckResult, check
 
 
 class StaleFix(SleepyCoderError):

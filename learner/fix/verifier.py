@@ -24,9 +24,9 @@ from learner.errors import SleepyCoderError
 from learner.fix.router import BORROWCK_ROUTES, route_for_code
 from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict
 from learner.rust import items
+from learner.rust.check import CheckResult, check
 from learner.rust.crate import CrateRef
 from learner.rust.source import OverlappingEdits, apply_edits, edits_by_file, read_source
-from learner.rust.toolchain import CheckResult, check
 
 _SKIP_DIRS = frozenset({"target", ".git", "node_modules", ".hg", ".svn", ".venv", "__pycache__"})
 

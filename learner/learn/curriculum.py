@@ -43,10 +43,11 @@ from learner.fix.prompt import PromptRegion, build_prompt, collect_regions, form
 from learner.fix.router import FALLBACK, ROUTES, route_for, route_for_code
 from learner.records import RustDiagnostic
 from learner.rust import items
+from learner.rust.check import CheckCancelled, check
 from learner.rust.crate import CrateRef, locate_crate
 from learner.rust.mutations import OPERATORS, Mutation, Operator, mutations
 from learner.rust.source import write_atomic
-from learner.rust.toolchain import CheckCancelled, check, rustc_path
+from learner.rust.toolchain import rustc_path
 
 #: Bump when the example format or the acceptance rules change: old cached verdicts are ignored.
 CACHE_VERSION = 1

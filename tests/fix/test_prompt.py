@@ -6,8 +6,8 @@ from pathlib import Path
 
 from learner.fix.prompt import build_prompt, collect_regions, format_answer, parse_answer
 from learner.fix.router import route_for
+from learner.rust.check import check
 from learner.rust.crate import locate_crate
-from learner.rust.toolchain import check
 from tests.rust_fixtures import MOVED_VALUE_BIN, make_crate
 
 TWO_FILES = {

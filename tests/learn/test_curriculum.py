@@ -23,8 +23,8 @@ from learner.learn.curriculum import (
     source_hash,
 )
 from learner.records import Edit, FixCandidate, RustDiagnostic, Span
+from learner.rust.check import check
 from learner.rust.crate import CrateRef
-from learner.rust.toolchain import check
 from learner.store import Store
 
 CORPUS = (

@@ -10,9 +10,9 @@ import pytest
 from learner.errors import NotACrate
 from learner.fix.router import route_for_code
 from learner.records import Applicability
+from learner.rust.check import check
 from learner.rust.crate import locate_crate
 from learner.rust.diagnostics import parse_messages
-from learner.rust.toolchain import check
 from tests.rust_fixtures import MISSING_DERIVE_LIB, MOVED_VALUE_BIN, TWO_TYPE_ERRORS, make_crate
 
 
