@@ -33,9 +33,8 @@ def main() -> None:
 
     home = tempfile.mkdtemp(prefix="sleepy-eval-speed-")
     os.environ["SLEEPY_CODER_HOME"] = home
-    from learner.config import Settings
+    from learner.config import Settings, bench_dir
     from learner.eval.cases import load_cases
-    from learner.eval.leakage import bench_dir
     from learner.eval.runner import run_eval
     from learner.store import Store
 

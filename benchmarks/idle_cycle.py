@@ -71,7 +71,9 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True, help="a scratch SLEEPY_CODER_HOME-like folder")
     args = parser.parse_args()
 
-    from learner.learn.curriculum import CurriculumConfig, Leakage, build_curriculum
+    from learner.eval.gate_slice import benchmark_slice
+    from learner.learn.benchmark import BenchmarkGuard
+    from learner.learn.curriculum import CurriculumConfig, build_curriculum
     from learner.learn.daemon import DaemonConfig, run_daemon
     from learner.learn.gate import GateConfig, is_held_out
     from learner.store import Store
@@ -84,7 +86,7 @@ def main() -> None:
     made = build_curriculum(
         settings,
         CurriculumConfig(per_route=args.examples, routes=(args.route,), use_store=False),
-        leakage=Leakage.from_dirs([]),
+        leakage=BenchmarkGuard.from_dirs([]),
         record=False,
     )
     rows = made.examples[args.route][: args.examples]
@@ -106,7 +108,7 @@ def main() -> None:
         use_docs=False,
         batch_size=args.batch_size,
         max_tokens=args.max_tokens,
-        gate=GateConfig(bench_limit=args.bench_limit, min_examples=1),
+        gate=GateConfig(bench_limit=args.bench_limit, min_examples=1, bench_scorer=benchmark_slice),
     )
     (result,) = run_daemon(settings, config, once=True)
     t_cycle = time.monotonic() - t1

@@ -40,6 +40,24 @@ def default_cache_dir() -> Path:
     return home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME))
 
 
+#: Where the evaluation's case files are, when not beside the checkout.
+BENCH_ENV = "SLEEPY_CODER_BENCH_DIR"
+
+
+def bench_dir() -> Path | None:
+    """The evaluation cases: ``$SLEEPY_CODER_BENCH_DIR``, else ``../shared/bench`` beside the checkout; None if absent.
+
+    The learner reads it too, to make sure it never trains on a case (:mod:`learner.learn.benchmark`).
+    """
+    env = os.environ.get(BENCH_ENV)
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[1].parent / "shared" / "bench")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 @dataclass
 class Settings:
     """Every user-facing knob, with its default. The editor passes these as initializationOptions.

@@ -11,7 +11,8 @@ import pytest
 
 from learner.eval.cases import CaseFormatError, load_cases
 from learner.eval.continual import accuracy_matrix, average_accuracy, average_forgetting, forgetting
-from learner.eval.leakage import SourceIndex, check_cases, normalise_rust
+from learner.eval.leakage import check_cases
+from learner.rust.normalise import SourceIndex, normalise_rust
 from learner.stats import CaseSamples, mcnemar_exact, paired_comparison, pass_at_k, summarise, wilson_interval
 
 

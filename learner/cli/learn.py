@@ -84,9 +84,17 @@ def learn(
 
     settings = settings_from(model)
     if daemon:
+        from learner.eval.gate_slice import benchmark_slice
         from learner.learn.daemon import DaemonConfig, run_daemon
+        from learner.learn.gate import GateConfig
 
-        config = DaemonConfig(require_idle=not now, steps=steps, per_route=per_route, use_docs=not no_docs)
+        config = DaemonConfig(
+            require_idle=not now,
+            steps=steps,
+            per_route=per_route,
+            use_docs=not no_docs,
+            gate=GateConfig(bench_scorer=benchmark_slice),
+        )
         try:
             results = run_daemon(settings, config, once=once)
         except SleepyCoderError as exc:

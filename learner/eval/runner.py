@@ -26,8 +26,9 @@ from learner.errors import SleepyCoderError
 from learner.eval.cases import CaseSet, EvalCase, SkippedCase
 from learner.eval.grader import Grade, grade
 from learner.eval.leakage import LeakageReport, check_cases, training_index
-from learner.eval.sandbox import ensure_new_mtime, materialise, program_path, source_file
+from learner.eval.sandbox import materialise, program_path, source_file
 from learner.eval.strategies import Strategy, StrategyContext, StrategyInfo, build_strategy
+from learner.files import advance_mtime
 from learner.fix.pipeline import apply_fix, check_path, fix_diagnostic
 from learner.fix.router import route_for, route_for_code
 from learner.model.adapters import AdapterSelection
@@ -142,9 +143,9 @@ def run_case(
                 break
             chosen = result.fixes[0].candidate
             attempts_used = max(attempts_used, chosen.attempt)
-            before = program_path(root, case).stat().st_mtime
+            before = program_path(root, case).stat().st_mtime_ns
             apply_fix(session, chosen)
-            ensure_new_mtime(program_path(root, case), before)
+            advance_mtime(program_path(root, case), before)
             session = check_path(root, settings)
             errors = ordered_errors(session.errors, case.error_codes)
             if not errors:

@@ -9,12 +9,12 @@ changes, so cargo's fingerprints stay valid.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
 from learner.config import Settings
 from learner.eval.cases import EvalCase
+from learner.files import write_with_new_mtime
 
 MANIFEST = """[package]
 name = "{name}"
@@ -46,37 +46,14 @@ def crate_dir(settings: Settings, case: EvalCase, purpose: str) -> Path:
     return settings.cache_dir / "eval" / purpose / case_slug(case.id)
 
 
-def ensure_new_mtime(path: Path, old_mtime: float | None) -> None:
-    """Give a rewritten file a whole-second mtime different from before.
-
-    The verifier's scratch mirror and cargo compare (size, mtime in seconds); a same-size edit
-    within the same second would otherwise look unchanged to them.
-    """
-    if old_mtime is None or not path.exists():
-        return
-    if int(path.stat().st_mtime) == int(old_mtime):
-        later = int(old_mtime) + 1
-        os.utime(path, (later, later))
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    data = text.encode("utf-8")
-    old_mtime = None
-    if path.is_file():
-        if path.read_bytes() == data:
-            return
-        old_mtime = path.stat().st_mtime
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    ensure_new_mtime(path, old_mtime)
-
-
 def materialise(settings: Settings, case: EvalCase, program: str, purpose: str = "work") -> Path:
     """Write ``program`` as the case's crate (``Cargo.toml`` + ``src/main.rs`` or ``src/lib.rs``)."""
     root = crate_dir(settings, case, purpose)
     crate_type = case.compile_as
-    _write_if_changed(root / "Cargo.toml", MANIFEST.format(name=package_name(case.id), edition=case.edition))
-    _write_if_changed(root / source_file(crate_type), program)
+    write_with_new_mtime(
+        root / "Cargo.toml", MANIFEST.format(name=package_name(case.id), edition=case.edition).encode()
+    )
+    write_with_new_mtime(root / source_file(crate_type), program.encode("utf-8"))
     other = root / source_file("bin" if crate_type == "lib" else "lib")
     other.unlink(missing_ok=True)
     return root

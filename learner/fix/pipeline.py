@@ -14,6 +14,7 @@ from pathlib import Path
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
+from learner.files import write_atomic
 from learner.fix.router import route_for
 from learner.fix.sources import DEFAULT_ORDER, FixContext, FixSource, get_fix_source
 from learner.fix.verifier import Verifier
@@ -22,7 +23,7 @@ from learner.progress import Progress, no_progress
 from learner.records import DiagnosticFixes, FixCandidate, RustDiagnostic
 from learner.rust.check import CheckResult, check
 from learner.rust.crate import CrateRef, locate_crate
-from learner.rust.source import edits_by_file, unified_diff, write_atomic
+from learner.rust.source import edits_by_file, unified_diff
 
 
 class StaleFix(SleepyCoderError):

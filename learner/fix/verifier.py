@@ -21,6 +21,7 @@ from pathlib import Path
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
+from learner.files import write_with_new_mtime
 from learner.fix.router import BORROWCK_ROUTES, route_for_code
 from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict
 from learner.rust import items
@@ -162,16 +163,6 @@ class ScratchCrate:
         return check(self.crate, self.target_dir, timeout_s=timeout_s)
 
 
-def _write_with_new_mtime(path: Path, data: bytes) -> None:
-    """Write ``data`` and make sure the mtime moved: cargo's fingerprints compare mtimes, and two
-    writes within the same clock tick would otherwise look like no change at all."""
-    before = path.stat().st_mtime_ns if path.exists() else None
-    path.write_bytes(data)
-    if before is not None and path.stat().st_mtime_ns <= before:
-        later = before + 1_000_000
-        os.utime(path, ns=(later, later))
-
-
 def _crate_files(root: Path) -> Iterator[Path]:
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
@@ -212,11 +203,11 @@ class Verifier:
             originals = {f: (self.scratch.path / f).read_bytes() for f in after}
             try:
                 for file, data in after.items():
-                    _write_with_new_mtime(self.scratch.path / file, data)
+                    write_with_new_mtime(self.scratch.path / file, data)
                 result = self.scratch.check(self.settings.check_timeout_s)
             finally:
                 for file, data in originals.items():
-                    _write_with_new_mtime(self.scratch.path / file, data)
+                    write_with_new_mtime(self.scratch.path / file, data)
         ok, why, new_errors = judge(self.baseline, list(result.diagnostics), target)
         remaining = tuple(d.code or "no-code" for d in result.errors)
         return Verdict(ok, why, remaining, new_errors, result.seconds)

@@ -14,9 +14,9 @@ on the materialised broken crate, :func:`learner.fix.prompt.build_prompt`, and a
 edited fixes from the store join as the most valuable examples; rejected ones never appear
 (:meth:`learner.store.Store.accepted_examples` excludes them).
 
-Leakage: sources and mutants whose normalised text equals any evaluation case are dropped
-(:class:`Leakage`). Cost: rustc runs are cached by content, run on ``workers`` threads, and
-bounded per route and in total.
+Leakage: sources, mutants and store fixes that equal, embed or are embedded in an evaluation
+case are dropped (:class:`~learner.learn.benchmark.BenchmarkGuard`). Cost: rustc runs are cached
+by content, run on ``workers`` threads, and bounded per route and in total.
 """
 
 from __future__ import annotations
@@ -32,21 +32,22 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
-from learner.eval.leakage import bench_dir, normalise_rust, source_hash
+from learner.files import write_atomic
 from learner.fix.prompt import PromptRegion, build_prompt, collect_regions, format_answer
 from learner.fix.router import FALLBACK, ROUTES, route_for, route_for_code
+from learner.learn.benchmark import BenchmarkGuard, default_guard
 from learner.records import RustDiagnostic
 from learner.rust import items
 from learner.rust.check import CheckCancelled, check
 from learner.rust.crate import CrateRef, locate_crate
 from learner.rust.mutations import OPERATORS, Mutation, Operator, mutations
-from learner.rust.source import write_atomic
+from learner.rust.normalise import source_hash
 from learner.rust.toolchain import rustc_path
 
 #: Bump when the example format or the acceptance rules change: old cached verdicts are ignored.
@@ -60,58 +61,6 @@ _MAIN_FN = re.compile(r"(?m)^\s*(pub\s+)?(async\s+)?fn\s+main\s*\(")
 
 class CurriculumError(SleepyCoderError):
     """The curriculum cannot be built (no route to build for, an unreadable crate, ...)."""
-
-
-# ----------------------------------------------------------------------------- leakage
-
-
-# One definition of "the same program" for dedup, leakage and the evaluation's refusal check.
-normalised_source = normalise_rust
-
-
-def default_benchmark_dirs() -> list[Path]:
-    """Where evaluation cases live (``$SLEEPY_CODER_BENCH_DIR`` or the checkout's ``../shared/bench``)."""
-    found = bench_dir()
-    return [found] if found is not None else []
-
-
-@dataclass
-class Leakage:
-    """Normalised hashes of every evaluation program (broken and fixed); nothing matching them is trained on.
-
-    ``learner.eval.leakage.is_benchmark_source`` is consulted too when that module exists, so the
-    evaluation side's own definition of a benchmark case always applies.
-    """
-
-    hashes: set[str] = field(default_factory=set)
-
-    @classmethod
-    def from_dirs(cls, dirs: Iterable[Path]) -> Leakage:
-        hashes: set[str] = set()
-        for folder in dirs:
-            for path in sorted(Path(folder).glob("*.jsonl")):
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    with contextlib.suppress(ValueError):
-                        row = json.loads(line)
-                        for key in ("broken", "fixed"):
-                            if isinstance(row.get(key), str):
-                                hashes.add(source_hash(row[key]))
-        return cls(hashes)
-
-    def is_benchmark(self, code: str) -> bool:
-        if source_hash(code) in self.hashes:
-            return True
-        external = _external_leakage_check()
-        return external is not None and bool(external(code))
-
-
-def _external_leakage_check() -> Callable[[str], bool] | None:
-    try:
-        from learner.eval import leakage
-    except ImportError:
-        return None
-    check_fn = getattr(leakage, "is_benchmark_source", None)
-    return check_fn if callable(check_fn) else None
 
 
 # ----------------------------------------------------------------------------- sources
@@ -444,7 +393,7 @@ def build_curriculum(
     config: CurriculumConfig,
     *,
     snippets: Iterable[Snippet] = (),
-    leakage: Leakage | None = None,
+    leakage: BenchmarkGuard | None = None,
     progress: Callable[[str, dict[str, int]], None] | None = None,
     record: bool = True,
 ) -> CurriculumResult:
@@ -455,7 +404,7 @@ def build_curriculum(
     has ``per_route`` examples or ``max_checks`` compiles were spent.
     """
     wanted = _wanted_routes(config.routes)
-    leakage = leakage if leakage is not None else Leakage.from_dirs(default_benchmark_dirs())
+    leakage = leakage if leakage is not None else default_guard()
     examples: dict[str, list[dict[str, Any]]] = {r: [] for r in wanted}
     seen: set[str] = set()
     stats: dict[str, Any] = {
@@ -573,7 +522,7 @@ def _mutants(
     workspace: _SnippetWorkspace | _CrateWorkspace,
     wanted: list[str],
     full: Callable[[str], bool],
-    leakage: Leakage,
+    leakage: BenchmarkGuard,
     seen: set[str],
     stats: dict[str, Any],
 ) -> list[tuple[Operator, Mutation, str]]:

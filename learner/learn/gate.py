@@ -3,8 +3,9 @@
 Evidence: the user's own accepted fixes that were *held out* of training (a deterministic
 split by fix id hash, :func:`is_held_out`; the learner passes them to the trainer as
 ``exclude_fix_ids`` so they are never trained on), scored route by route with the current
-adapters ("before") and the candidate ("after"); plus, when the benchmark folder exists, a
-small slice of benchmark cases of each target route run through the evaluation harness.
+adapters ("before") and the candidate ("after"); plus, when a :class:`BenchScorer` is configured
+(``sleepy-coder learn --daemon`` plugs in the evaluation harness's), a small slice of benchmark
+cases of each target route.
 
 A held-out fix counts as fixed when the model's answer, parsed exactly as the editor parses
 it, turns the recorded enclosing item into the code the user kept (whitespace aside).
@@ -18,13 +19,21 @@ the reason. Every candidate's scores and the decision are written to its registr
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from learner.config import Settings
+from learner.errors import SleepyCoderError
+from learner.fix.prompt import FixPrompt, PromptRegion, parse_answer
+from learner.learn.curriculum import store_examples
 from learner.learn.idle import PauseSwitch
+from learner.model.adapters import RoutedAdapters, load_adapter_set
+from learner.model.hotswap import active_selection
+from learner.rust.items import Region, collapse_ws
+from learner.rust.source import apply_edits
 from learner.stats import Rate
 
 if TYPE_CHECKING:
@@ -109,8 +118,6 @@ def decide(
 
 def heldout_rows(settings: Settings) -> list[dict[str, Any]]:
     """The held-out accepted fixes as examples (prompt and target made as for training)."""
-    from learner.learn.curriculum import store_examples
-
     return [row for row in store_examples(settings) if is_held_out(row["fix_id"])]
 
 
@@ -121,11 +128,6 @@ def heldout_fix_ids(store: Store) -> tuple[str, ...]:
 
 def answer_fixes(row: Mapping[str, Any], answer: str) -> bool:
     """Does ``answer`` (the model's text) turn the row's broken item into the user's code?"""
-    from learner.errors import SleepyCoderError
-    from learner.fix.prompt import FixPrompt, PromptRegion, parse_answer
-    from learner.rust.items import Region, collapse_ws
-    from learner.rust.source import apply_edits
-
     broken = str(row["broken"])
     region = PromptRegion(Region(str(row["file"]), 0, len(broken.encode()), ""), broken)
     edits = parse_answer(answer, FixPrompt(tuple(row["messages"]), (region,)))
@@ -164,6 +166,24 @@ def score_rows(
     return {route: Rate(passed[route], total[route]) for route in total}
 
 
+class BenchScorer(Protocol):
+    """Scores a target route's slice of the benchmark with the adapters at ``paths`` (none: the base model).
+
+    The evaluation harness provides one (``learner.eval.gate_slice.benchmark_slice``) and the
+    command line plugs it in; the learner never imports the evaluation itself.
+    """
+
+    def __call__(
+        self,
+        settings: Settings,
+        store: Store,
+        runtime: ModelRuntime,
+        route: str,
+        paths: Sequence[Path],
+        config: GateConfig,
+    ) -> Rate | None: ...
+
+
 @dataclass
 class GateConfig:
     min_examples: int = MIN_HELDOUT
@@ -171,6 +191,8 @@ class GateConfig:
     bench_limit: int = 4
     bench_dirs: tuple[Path, ...] | None = None
     max_new_tokens: int = 384
+    #: Scores the benchmark slices (None: the gate decides on held-out fixes and other routes alone).
+    bench_scorer: BenchScorer | None = None
 
 
 @dataclass
@@ -179,22 +201,8 @@ class GateResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-class _Loaded:
-    """A RuntimeHandle-shaped wrapper around a runtime that is already loaded (the eval runner wants a handle)."""
-
-    def __init__(self, runtime: ModelRuntime) -> None:
-        self.runtime = runtime
-        self.loaded = runtime
-        self.state = "ready"
-
-    def get(self) -> ModelRuntime:
-        return self.runtime
-
-
 def _with_adapters(runtime: ModelRuntime, paths: Sequence[Path], work: Callable[[], Any]) -> Any:
     """Run ``work`` with the Share sets at ``paths`` attached (none: the base model), then unhook them."""
-    from learner.model.adapters import RoutedAdapters, load_adapter_set
-
     sets = [load_adapter_set(runtime.model, Path(p)) for p in paths]
     try:
         runtime.attach_adapters(RoutedAdapters(sets) if sets else None)
@@ -203,49 +211,6 @@ def _with_adapters(runtime: ModelRuntime, paths: Sequence[Path], work: Callable[
         runtime.attach_adapters(None)
         for adapter_set in sets:
             adapter_set.detach()
-
-
-def _bench_slice(
-    settings: Settings,
-    store: Store,
-    runtime: ModelRuntime,
-    route: str,
-    paths: Sequence[Path],
-    config: GateConfig,
-) -> Rate | None:
-    """The route's first ``bench_limit`` benchmark cases through the eval harness (one attempt)."""
-    import dataclasses
-    from typing import cast
-
-    from learner.eval.cases import load_cases
-    from learner.eval.runner import run_eval
-    from learner.fix.router import route_for_code
-    from learner.learn.curriculum import default_benchmark_dirs
-    from learner.model.adapters import AdapterSelection
-    from learner.model.handle import RuntimeHandle
-
-    dirs = config.bench_dirs if config.bench_dirs is not None else tuple(default_benchmark_dirs())
-    files = sorted(p for d in dirs for p in Path(d).glob("*.jsonl"))
-    if config.bench_limit <= 0 or not files:
-        return None
-    case_set = load_cases(files)
-    cases = tuple(c for c in case_set.cases if route_for_code(c.primary_code).name == route)[: config.bench_limit]
-    if not cases:
-        return None
-    strategy = "routed" if paths else "model+hints"
-    selection = AdapterSelection(tuple(paths), {"gate": ",".join(str(p) for p in paths)}) if paths else None
-    result = run_eval(
-        dataclasses.replace(case_set, cases=cases),
-        strategy,
-        settings,
-        store,
-        attempts=1,
-        jobs=1,
-        runtime=cast(RuntimeHandle, _Loaded(runtime)),
-        adapters=selection,
-        meta={"gate": True, "route": route},
-    )
-    return Rate(sum(o.passed for o in result.outcomes), len(result.outcomes))
 
 
 def evaluate_candidate(
@@ -259,9 +224,6 @@ def evaluate_candidate(
     switch: PauseSwitch | None = None,
 ) -> GateResult:
     """Score "before" (the active adapters, or the base model) and the candidate; decide."""
-    import time
-
-    from learner.model.hotswap import active_selection
 
     config = config or GateConfig()
     rows = heldout_rows(settings)
@@ -281,7 +243,9 @@ def evaluate_candidate(
         for route in targets:
             if switch is not None:
                 switch.raise_if_tripped()
-            bench = _bench_slice(settings, store, runtime, route, paths, config)
+            if config.bench_scorer is None:
+                continue
+            bench = config.bench_scorer(settings, store, runtime, route, paths, config)
             if bench is not None:
                 result[BENCH_PREFIX + route] = bench
         seconds[label] = round(time.monotonic() - started, 2)

@@ -148,7 +148,7 @@ def latest_unfinished_run(settings: Settings) -> Path | None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from learner.rust.source import write_atomic
+    from learner.files import write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(data, indent=2, default=str).encode())
@@ -435,7 +435,7 @@ class _Run:
         metrics["reconstruction_errors"] = {r: adapters.reconstruction_error(r) for r in adapters.routes}
 
     def publish(self, adapters: ShareAdapters, parent: str | None, metrics: dict[str, Any]) -> None:
-        from learner.learn.train import _atomic_dir
+        from learner.files import write_atomic_dir
 
         digest = hashlib.sha256(json.dumps(adapters.metadata(), sort_keys=True, default=str).encode()).hexdigest()
         version = f"share-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{digest[:8]}"
@@ -448,7 +448,7 @@ class _Run:
             adapters.save(tmp)
             (tmp / "training.json").write_text(json.dumps(metrics, indent=2, default=str))
 
-        _atomic_dir(target, fill)
+        write_atomic_dir(target, fill)
         summary = {
             "kind": "share",
             "routes": adapters.routes,

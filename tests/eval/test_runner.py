@@ -10,12 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from learner.cli.app import app
-from learner.config import Settings
+from learner.config import Settings, bench_dir
 from learner.eval.cases import load_cases
-from learner.eval.leakage import bench_dir, benchmark_index, is_benchmark_source
 from learner.eval.reports import write_report
 from learner.eval.runner import run_eval
 from learner.eval.strategies import StrategyUnavailable
+from learner.learn.benchmark import default_guard, is_benchmark_source
 from learner.store import Store
 
 CASES = [
@@ -187,7 +187,7 @@ def test_shared_benchmark_loads_and_its_sources_are_recognised() -> None:
     assert bench is not None
     koans = load_cases([bench / "sleepy_koans.jsonl"])
     assert len(koans.cases) + len(koans.skipped) == 42 and len(koans.skipped) == 4
-    assert benchmark_index().available
+    assert default_guard().available
     assert is_benchmark_source(koans.cases[0].broken)
     assert is_benchmark_source("// a prompt\n" + koans.cases[0].broken.replace(" ", "\n"))
     assert not is_benchmark_source("fn totally_new_function(x: u64) -> u64 { x.wrapping_mul(31) + 7 }")

@@ -11,20 +11,20 @@ import pytest
 from learner.config import Settings
 from learner.fix.prompt import SYSTEM_PROMPT
 from learner.fix.router import ROUTES, route_for_code
+from learner.learn.benchmark import BenchmarkGuard
 from learner.learn.curriculum import (
     CurriculumConfig,
-    Leakage,
     Snippet,
     build_curriculum,
     doc_snippets,
     docs_root,
     load_training_set,
-    normalised_source,
     source_hash,
 )
 from learner.records import Edit, FixCandidate, RustDiagnostic, Span
 from learner.rust.check import check
 from learner.rust.crate import CrateRef
+from learner.rust.normalise import normalise_rust
 from learner.store import Store
 
 CORPUS = (
@@ -91,7 +91,7 @@ def _config(**kw: object) -> CurriculumConfig:
 
 
 def test_every_example_fails_with_its_code_and_its_fix_compiles(settings: Settings, tmp_path: Path) -> None:
-    result = build_curriculum(settings, _config(), snippets=CORPUS, leakage=Leakage())
+    result = build_curriculum(settings, _config(), snippets=CORPUS, leakage=BenchmarkGuard())
     examples = [e for rows in result.examples.values() for e in rows]
     assert len({e["route"] for e in examples}) >= 4, result.stats
     for n, example in enumerate(examples):
@@ -103,7 +103,7 @@ def test_every_example_fails_with_its_code_and_its_fix_compiles(settings: Settin
 
 
 def test_examples_use_the_inference_prompt_and_answer_format(settings: Settings) -> None:
-    result = build_curriculum(settings, _config(routes=("mutability",)), snippets=CORPUS, leakage=Leakage())
+    result = build_curriculum(settings, _config(routes=("mutability",)), snippets=CORPUS, leakage=BenchmarkGuard())
     example = result.examples["mutability"][0]
     assert example["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
     assert ROUTES["mutability"].hint in example["messages"][1]["content"]
@@ -116,7 +116,7 @@ def test_examples_use_the_inference_prompt_and_answer_format(settings: Settings)
 
 def test_training_sets_are_written_and_registered(settings: Settings) -> None:
     result = build_curriculum(
-        settings, _config(routes=("mutability", "struct-fields")), snippets=CORPUS, leakage=Leakage()
+        settings, _config(routes=("mutability", "struct-fields")), snippets=CORPUS, leakage=BenchmarkGuard()
     )
     with Store.open(settings) as store:
         recorded = {s.route: s for s in store.training_sets()}
@@ -126,8 +126,8 @@ def test_training_sets_are_written_and_registered(settings: Settings) -> None:
 
 
 def test_verdicts_are_cached_so_a_rebuild_runs_no_compiler(settings: Settings) -> None:
-    first = build_curriculum(settings, _config(), snippets=CORPUS, leakage=Leakage(), record=False)
-    second = build_curriculum(settings, _config(), snippets=CORPUS, leakage=Leakage(), record=False)
+    first = build_curriculum(settings, _config(), snippets=CORPUS, leakage=BenchmarkGuard(), record=False)
+    second = build_curriculum(settings, _config(), snippets=CORPUS, leakage=BenchmarkGuard(), record=False)
     assert first.stats["checks"] > 0 and second.stats["checks"] == 0
     assert {r: len(v) for r, v in first.examples.items()} == {r: len(v) for r, v in second.examples.items()}
     editions = [[e["edition"] for e in rows] for rows in (*first.examples.values(), *second.examples.values())]
@@ -139,7 +139,7 @@ def test_leakage_check_drops_a_planted_benchmark_case(settings: Settings, tmp_pa
     bench.mkdir()
     planted = CORPUS[1].code.replace("    ", "\t") + "// a comment does not hide it\n"
     (bench / "cases.jsonl").write_text(json.dumps({"id": "x/1", "broken": "fn main() {", "fixed": planted}) + "\n")
-    leakage = Leakage.from_dirs([bench])
+    leakage = BenchmarkGuard.from_dirs([bench])
     assert leakage.is_benchmark(CORPUS[1].code)
     result = build_curriculum(settings, _config(), snippets=CORPUS, leakage=leakage, record=False)
     origins = {e["origin"] for rows in result.examples.values() for e in rows}
@@ -148,7 +148,7 @@ def test_leakage_check_drops_a_planted_benchmark_case(settings: Settings, tmp_pa
 
 
 def test_normalisation_ignores_comments_and_layout() -> None:
-    assert normalised_source("fn a() {\n    // hi\n    1\n}\n") == normalised_source("fn a() { /* x */ 1 }")
+    assert normalise_rust("fn a() {\n    // hi\n    1\n}\n") == normalise_rust("fn a() { /* x */ 1 }")
     assert source_hash("fn a() { 1 }") != source_hash("fn a() { 2 }")
 
 
@@ -172,7 +172,7 @@ def test_store_fixes_join_and_rejected_ones_never_become_targets(settings: Setti
         _record_fix(
             store, settings, before, "fn main() {}\n", "edited", "fn main() {\n    let mut x = 1;\n    x += 1;\n}\n"
         )
-    result = build_curriculum(settings, _config(routes=("mutability",), use_store=True), leakage=Leakage())
+    result = build_curriculum(settings, _config(routes=("mutability",), use_store=True), leakage=BenchmarkGuard())
     rows = [e for e in result.examples["mutability"] if e["kind"] == "store"]
     targets = {e["fixed"] for e in rows}
     assert "fn main() {\n    let x = 2;\n}\n" not in targets and len(rows) == 2
@@ -188,7 +188,7 @@ def test_unknown_route_is_a_clear_error(settings: Settings) -> None:
     from learner.learn.curriculum import CurriculumError
 
     with pytest.raises(CurriculumError, match="unknown or untrainable"):
-        build_curriculum(settings, _config(routes=("nope",)), leakage=Leakage())
+        build_curriculum(settings, _config(routes=("nope",)), leakage=BenchmarkGuard())
 
 
 MDBOOK_PAGE = """<main>

@@ -20,7 +20,8 @@ import pytest
 
 from benchmarks.idle_cycle import seed_accepted_fixes
 from learner.config import Settings
-from learner.learn.curriculum import CurriculumConfig, Leakage, build_curriculum, load_training_set
+from learner.learn.benchmark import BenchmarkGuard
+from learner.learn.curriculum import CurriculumConfig, build_curriculum, load_training_set
 from learner.learn.daemon import AlreadyRunning, DaemonConfig, InstanceLock, Learner, run_daemon, running_pid
 from learner.learn.gate import GateConfig, is_held_out
 from learner.learn.idle import IdleDetector
@@ -60,7 +61,7 @@ def make_settings(root: Path, model: Path) -> Settings:
 def curriculum_rows(settings: Settings, route: str, n: int) -> list[dict[str, Any]]:
     made = build_curriculum(
         settings, CurriculumConfig(per_route=n, routes=(route,), use_docs=False, use_store=False),
-        snippets=CORPUS, leakage=Leakage(), record=False,
+        snippets=CORPUS, leakage=BenchmarkGuard(), record=False,
     )  # fmt: skip
     return made.examples[route]
 
