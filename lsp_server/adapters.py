@@ -3,21 +3,19 @@
 The learner runs in another process; the only thing the two share is the store (and the
 adapter files it names). The server polls ``store.active_versions()`` and, when the active set
 changes, reloads the adapters into the loaded model between generations (the caller runs
-:func:`attach_active`, a wrapper of :func:`learner.model.hotswap.load_active_adapters`, on the model
+:func:`attach_active`, a wrapper of :meth:`learner.model.hotswap.HotSwap.load_active`, on the model
 thread) and tells the editor.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from learner.config import Settings
 from learner.model.handle import RuntimeHandle
+from learner.model.hotswap import HotSwap, HotSwapError
 from learner.store import AdapterVersion, Store
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ def change_between(before: dict[str, str], after: dict[str, str]) -> AdapterChan
     return AdapterChange(routes, version, message)
 
 
-def attach_active(settings: Settings, store: Store | None, runtime: RuntimeHandle) -> str | None:
+def attach_active(settings: Settings, store: Store | None, runtime: RuntimeHandle, swap: HotSwap) -> str | None:
     """Attach the store's active adapters to the loaded model (never loads the model itself).
 
     Returns a problem sentence when they could not be loaded; the previous adapters (or the
@@ -58,13 +56,8 @@ def attach_active(settings: Settings, store: Store | None, runtime: RuntimeHandl
     model = runtime.loaded
     if model is None or store is None:
         return None
-    from learner.model.hotswap import HotSwapError, load_active_adapters
-
     try:
-        load_active_adapters(settings, store, model)
-    except HotSwapError as exc:
+        swap.load_active(settings, store, model)
+    except HotSwapError as exc:  # any failure to read or load them; the previous adapters keep serving
         return str(exc)
-    except Exception as exc:  # a bad adapter file must never stop the server
-        log.exception("could not attach the active adapters")
-        return f"could not load the new adapters ({type(exc).__name__}: {exc}); keeping the current ones"
     return None

@@ -36,6 +36,7 @@ from learner.config import Settings
 from learner.errors import NotACrate, SleepyCoderError
 from learner.fix.router import route_for
 from learner.model.handle import ModelUnavailable, RuntimeHandle
+from learner.model.hotswap import HotSwap
 from learner.progress import Progress
 from learner.records import RustDiagnostic
 from learner.rust.check import CheckCancelled
@@ -115,6 +116,8 @@ class SleepyServer(LanguageServer):
         super().__init__("sleepy-coder", __version__, protocol_cls=SleepyProtocol, max_workers=4)
         self.settings = settings or Settings()
         self.runtime = RuntimeHandle(self.settings)
+        #: Which adapters are attached to the loaded model (the learner promotes, this swaps them in).
+        self.hot_swap = HotSwap()
         self.recorder = Recorder(self.settings)
         self.fixes = FixRegistry()
         self.feedback = FeedbackTracker()
@@ -484,7 +487,7 @@ class SleepyServer(LanguageServer):
             self.fixes.clear_model_results()
 
     def _attach_adapters(self) -> None:
-        problem = attach_active(self.settings, self.recorder.store, self.runtime)
+        problem = attach_active(self.settings, self.recorder.store, self.runtime, self.hot_swap)
         if problem is not None:
             log.warning("%s", problem)
 

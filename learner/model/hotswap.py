@@ -1,6 +1,6 @@
 """Hot swap: attach the store's active adapters to a running :class:`~learner.model.runtime.ModelRuntime`.
 
-The LSP server calls :func:`load_active_adapters` between requests (at start and whenever the
+The LSP server calls :meth:`HotSwap.load_active` between requests (at start and whenever the
 learner may have promoted a version); the learner's gate uses :func:`active_selection` to
 evaluate "what the user has now". Only versions the registry marks *active* are ever
 attached: unlike :func:`learner.model.adapters.route_adapters` there is no fallback to the
@@ -34,13 +34,10 @@ class HotSwapError(SleepyCoderError):
 
 @dataclass
 class _Attached:
+    runtime: weakref.ReferenceType[Any]
     key: tuple[tuple[str, str], ...]
     sets: list[Any]
     label: str | None
-
-
-_attached: weakref.WeakKeyDictionary[Any, _Attached] = weakref.WeakKeyDictionary()
-_guard = threading.Lock()
 
 
 def active_selection(settings: Settings, store: Store) -> AdapterSelection | None:
@@ -55,42 +52,55 @@ def version_label(selection: AdapterSelection) -> str:
     return ",".join(sorted(set(selection.versions.values())))
 
 
-def attached_version(runtime: ModelRuntime) -> str | None:
-    """What :func:`load_active_adapters` last attached to ``runtime`` (None: the base model)."""
-    current = _attached.get(runtime)
-    return current.label if current else None
+class HotSwap:
+    """What one process attached to its runtime, and the lock that keeps two swaps from interleaving.
 
-
-def load_active_adapters(settings: Settings, store: Store, runtime: ModelRuntime) -> str | None:
-    """Attach the active adapters to ``runtime``; return the attached version label (None: base model).
-
-    Cheap when nothing changed (the registry is read, nothing is loaded). On any failure the
-    previous adapters stay attached and :class:`HotSwapError` says why.
+    One per server (or per test); it remembers the runtime it last attached to, so a reloaded
+    runtime starts from the base model instead of inheriting another model's bookkeeping.
     """
-    with _guard:
-        try:
-            selection = active_selection(settings, store)
-        except SleepyCoderError as exc:
-            raise HotSwapError(f"cannot read the active adapters ({exc}); keeping the current ones") from exc
-        key = tuple(sorted(selection.versions.items())) if selection else ()
-        current = _attached.get(runtime)
-        if current is not None and current.key == key:
-            return current.label
-        if current is None and not key:
-            return None
-        new_sets: list[Any] = []
-        try:
-            for path in selection.paths if selection else ():
-                new_sets.append(load_adapter_set(runtime.model, Path(path)))
-        except BaseException as exc:
-            for adapter_set in new_sets:
-                adapter_set.detach()
-            raise HotSwapError(
-                f"cannot load the active adapters ({exc}); keeping {current.label if current else 'the base model'}"
-            ) from exc
-        runtime.attach_adapters(RoutedAdapters(new_sets) if new_sets else None)
-        for old in current.sets if current else ():
-            old.detach()
-        label = version_label(selection) if selection else None
-        _attached[runtime] = _Attached(key, new_sets, label)
-        return label
+
+    def __init__(self) -> None:
+        self._attached: _Attached | None = None
+        self._guard = threading.Lock()
+
+    def _current(self, runtime: ModelRuntime) -> _Attached | None:
+        current = self._attached
+        return current if current is not None and current.runtime() is runtime else None
+
+    def attached_version(self, runtime: ModelRuntime) -> str | None:
+        """What :meth:`load_active` last attached to ``runtime`` (None: the base model)."""
+        current = self._current(runtime)
+        return current.label if current else None
+
+    def load_active(self, settings: Settings, store: Store, runtime: ModelRuntime) -> str | None:
+        """Attach the active adapters to ``runtime``; return the attached version label (None: base model).
+
+        Cheap when nothing changed (the registry is read, nothing is loaded). On any failure the
+        previous adapters stay attached and :class:`HotSwapError` says why.
+        """
+        with self._guard:
+            try:
+                selection = active_selection(settings, store)
+            except SleepyCoderError as exc:
+                raise HotSwapError(f"cannot read the active adapters ({exc}); keeping the current ones") from exc
+            key = tuple(sorted(selection.versions.items())) if selection else ()
+            current = self._current(runtime)
+            if current is not None and current.key == key:
+                return current.label
+            if current is None and not key:
+                return None
+            new_sets: list[Any] = []
+            try:
+                for path in selection.paths if selection else ():
+                    new_sets.append(load_adapter_set(runtime.model, Path(path)))
+            except BaseException as exc:
+                for adapter_set in new_sets:
+                    adapter_set.detach()
+                keeping = current.label if current else "the base model"
+                raise HotSwapError(f"cannot load the active adapters ({exc}); keeping {keeping}") from exc
+            runtime.attach_adapters(RoutedAdapters(new_sets) if new_sets else None)
+            for old in current.sets if current else ():
+                old.detach()
+            label = version_label(selection) if selection else None
+            self._attached = _Attached(weakref.ref(runtime), key, new_sets, label)
+            return label

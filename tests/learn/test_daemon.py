@@ -26,7 +26,7 @@ from learner.learn.daemon import AlreadyRunning, DaemonConfig, InstanceLock, Lea
 from learner.learn.gate import GateConfig, is_held_out
 from learner.learn.idle import IdleDetector
 from learner.learn.phases import SHARE_ROUTE
-from learner.model.hotswap import attached_version, load_active_adapters
+from learner.model.hotswap import HotSwap
 from learner.store import Store
 from tests.learn.test_curriculum import CORPUS
 
@@ -330,25 +330,26 @@ def test_hot_swap_attaches_the_promoted_version_and_keeps_it_on_a_broken_one(
     settings, _ = seeded
     first = _promote_a_previous_version(settings)
     runtime = load_runtime(settings)
+    swap = HotSwap()
     ids = runtime.tokenizer("fn main() {}", return_tensors="pt")["input_ids"]
     base = runtime.model(input_ids=ids).logits
     with Store.open(settings) as store:
-        assert load_active_adapters(settings, store, runtime) == first
+        assert swap.load_active(settings, store, runtime) == first
         adapters = runtime._adapters
         assert adapters is not None and adapters.activate("struct-fields") is not None
         assert not torch.equal(runtime.model(input_ids=ids).logits, base)
         adapters.activate(None)
-        assert load_active_adapters(settings, store, runtime) == first  # unchanged: no reload
+        assert swap.load_active(settings, store, runtime) == first  # unchanged: no reload
         broken = settings.adapters_dir / "broken-copy"
         shutil.copytree(store.adapter(first).path, broken)
         (broken / "share.safetensors").write_bytes(b"garbage")
         store.register_candidate("broken", route=SHARE_ROUTE, path=broken)
         store.promote("broken")
         with pytest.raises(HotSwapError, match=f"keeping {first}"):
-            load_active_adapters(settings, store, runtime)
-        assert attached_version(runtime) == first and runtime._adapters is adapters
+            swap.load_active(settings, store, runtime)
+        assert swap.attached_version(runtime) == first and runtime._adapters is adapters
         store.rollback("broken")
-        assert load_active_adapters(settings, store, runtime) == first
+        assert swap.load_active(settings, store, runtime) == first
         store.rollback(first)
-        assert load_active_adapters(settings, store, runtime) is None
+        assert swap.load_active(settings, store, runtime) is None
     assert torch.equal(runtime.model(input_ids=ids).logits, base)
