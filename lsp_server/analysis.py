@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from learner.config import Settings
+from learner.errors import SleepyCoderError
 from learner.fix.pipeline import CheckSession, check_path, fix_diagnostic
 from learner.fix.sources import ModelFixSource, RustcSuggestionSource
 from learner.model.handle import RuntimeHandle
@@ -147,7 +148,7 @@ def model_fix(
     source = ModelFixSource(runtime)
     try:
         fixes = fix_diagnostic(check.session, diag, [source], settings=settings, cancel=cancel, progress=progress)
-    except Exception as exc:  # GenerationError (prompt too long, torch failure): say why, keep serving
+    except SleepyCoderError as exc:  # GenerationError (prompt too long, torch failure): say why, keep serving
         log.warning("the model could not answer for %s: %s", diag.key, exc)
         return ModelResult(notes=[f"the model could not answer: {exc}"])
     result = ModelResult(notes=list(fixes.notes))

@@ -16,7 +16,6 @@ from learner.errors import SleepyCoderError
 from learner.fix.verifier import Verifier
 from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict, VerifiedFix
 from learner.rust.items import region_at
-from learner.rust.source import OverlappingEdits
 
 #: Separates the regions of a fix that touches several items, in before/after texts.
 REGION_SEPARATOR = "\n\n"
@@ -107,7 +106,7 @@ def make_offer(verifier: Verifier, verified: VerifiedFix, diag: RustDiagnostic) 
     candidate = verified.candidate
     try:
         before, after = verifier.apply(candidate.edits)
-    except (OverlappingEdits, SleepyCoderError, OSError, ValueError):
+    except (SleepyCoderError, OSError, UnicodeDecodeError):  # the files changed or vanished since the check
         return None
     if span := diag.primary_span:
         path = verifier.crate.root / span.file

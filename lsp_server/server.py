@@ -384,7 +384,7 @@ class SleepyServer(LanguageServer):
         token = f"sleepy-coder/{uuid.uuid4()}"
         try:
             await asyncio.wait_for(self.work_done_progress.create_async(token), timeout=2.0)
-        except Exception:  # includes TimeoutError: no progress bar rather than a stuck request
+        except (TimeoutError, JsonRpcException):  # a slow or refusing client: no progress bar, no stuck request
             return None
         self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False))
         return token

@@ -27,7 +27,7 @@ from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict
 from learner.rust import items
 from learner.rust.check import CheckResult, check
 from learner.rust.crate import CrateRef
-from learner.rust.source import OverlappingEdits, apply_edits, edits_by_file, read_source
+from learner.rust.source import apply_edits, edits_by_file, read_source
 
 _SKIP_DIRS = frozenset({"target", ".git", "node_modules", ".hg", ".svn", ".venv", "__pycache__"})
 
@@ -193,7 +193,7 @@ class Verifier:
     def verify(self, candidate: FixCandidate, target: RustDiagnostic | None) -> Verdict:
         try:
             before, after = self.apply(candidate.edits)
-        except (OverlappingEdits, SleepyCoderError) as exc:
+        except SleepyCoderError as exc:  # OverlappingEdits, SourceUnreadable
             return Verdict(False, f"cannot apply: {exc}")
         reason = degenerate_reason(before, after, target)
         if reason is not None:

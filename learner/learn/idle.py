@@ -126,8 +126,9 @@ class IdleDetector:
 class LearningPaused(BaseException):
     """Raised inside training or evaluation when the user came back.
 
-    A BaseException on purpose: the pipeline and the eval runner catch ``Exception`` to turn a
-    failing case into a recorded failure, and a pause must never be recorded as one. Training
+    A BaseException on purpose, a signal rather than an error (like ``KeyboardInterrupt``): the
+    layers catch :class:`~learner.errors.SleepyCoderError` to turn a failing case or cycle into
+    a recorded failure, and a pause must never be recorded as one. Training
     state survives it: the trainer checkpoints every step (the daemon runs it with
     ``checkpoint_every=1``) and its ``finally`` blocks unhook LoRA layers and optimiser state.
     """

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from learner.config import Settings
+from learner.errors import SleepyCoderError
 from learner.files import atomic_writer
 
 #: ``progress(message, fraction)``; fraction is None when the step's length is unknown.
@@ -52,7 +53,7 @@ _CHUNK = 8 * 1024 * 1024
 _STALE_TMP_S = 6 * 3600
 
 
-class EmbeddedModelError(RuntimeError):
+class EmbeddedModelError(SleepyCoderError):
     """Base class: the embedded model cannot be used (the message says why and what to do)."""
 
 

@@ -11,13 +11,14 @@ import threading
 from typing import TYPE_CHECKING
 
 from learner.config import Settings
+from learner.errors import SleepyCoderError
 from learner.progress import Progress, no_progress
 
 if TYPE_CHECKING:
     from learner.model.runtime import ModelRuntime
 
 
-class ModelUnavailable(Exception):
+class ModelUnavailable(SleepyCoderError):
     """The model tier is off or failed to load; ``str()`` says why in one line."""
 
 
@@ -49,12 +50,8 @@ class RuntimeHandle:
                 raise ModelUnavailable(self.error) from exc
             try:
                 self._runtime = load_runtime(self.settings, self.progress)
-            except ModelLoadError as exc:
+            except ModelLoadError as exc:  # load_runtime turns every loading failure into this
                 self.error = str(exc)
-                self.state = "failed"
-                raise ModelUnavailable(self.error) from exc
-            except Exception as exc:  # a model that fails to load must never take the caller down
-                self.error = f"the model failed to load: {type(exc).__name__}: {exc}"
                 self.state = "failed"
                 raise ModelUnavailable(self.error) from exc
             self.state = "ready"

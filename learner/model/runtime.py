@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from learner.config import Settings
+from learner.errors import SleepyCoderError
 from learner.model.assets import EmbeddedModelError, Progress, prepare_embedded_model
 
 if TYPE_CHECKING:
@@ -33,11 +34,11 @@ if TYPE_CHECKING:
 PROMPT_LOOKUP_TOKENS = 10
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(SleepyCoderError):
     """The model could not be loaded; the message is one line a user can act on."""
 
 
-class GenerationError(RuntimeError):
+class GenerationError(SleepyCoderError):
     """One generation failed (prompt too long for the model, out of memory, ...); one-line message."""
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from learner.errors import SourceUnreadable
+from learner.errors import SleepyCoderError, SourceUnreadable
 from learner.records import Edit
 
 
@@ -46,7 +46,7 @@ def read_source(path: Path) -> SourceText:
     return normalise(raw, str(path))
 
 
-class OverlappingEdits(ValueError):
+class OverlappingEdits(SleepyCoderError):
     """Two edits of one candidate touch the same bytes: the candidate is malformed."""
 
 

@@ -28,11 +28,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from learner.errors import SleepyCoderError
+
 #: The route name that always means "the base model, no adapter" (it can never be trained).
 FALLBACK_ROUTE = "fallback"
 
 
-class ShareError(Exception):
+class ShareError(SleepyCoderError):
     """Base of every error the Share adapter set raises; the message is meant for a human."""
 
 
