@@ -22,10 +22,12 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from learner.errors import SleepyCoderError
+
 MIGRATIONS_TABLE = "schema_migrations"
 
 
-class SchemaError(Exception):
+class SchemaError(SleepyCoderError):
     """The file's recorded schema does not match what this code knows."""
 
 
