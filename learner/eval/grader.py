@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from learner.config import Settings
 from learner.eval.cases import EvalCase
 from learner.eval.sandbox import materialise, source_file
-from learner.fix.verifier import degenerate_reason
+from learner.fix.degenerate import degenerate_reason
 from learner.records import RustDiagnostic
 from learner.rust.check import check
 from learner.rust.crate import CrateRef, locate_crate

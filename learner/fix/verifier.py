@@ -4,7 +4,7 @@ User code is never touched here: the crate is mirrored into a persistent scratch
 (with its own persistent target dir, so each check is incremental), the candidate's edits
 are written there, cargo checks it, and the files are put back. A candidate is offered only
 if the targeted error is gone, no new error appears, and it is not degenerate (see
-:func:`degenerate_reason`).
+:func:`learner.fix.degenerate.degenerate_reason`).
 """
 
 from __future__ import annotations
@@ -22,48 +22,14 @@ from pathlib import Path
 from learner.config import Settings
 from learner.errors import SleepyCoderError
 from learner.files import write_with_new_mtime
+from learner.fix.degenerate import degenerate_reason
 from learner.fix.router import BORROWCK_ROUTES, route_for_code
 from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict
-from learner.rust import items
 from learner.rust.check import CheckResult, check
 from learner.rust.crate import CrateRef
 from learner.rust.source import apply_edits, edits_by_file, read_source
 
 _SKIP_DIRS = frozenset({"target", ".git", "node_modules", ".hg", ".svn", ".venv", "__pycache__"})
-
-
-def degenerate_reason(
-    before: dict[str, bytes], after: dict[str, bytes], target: RustDiagnostic | None = None
-) -> str | None:
-    """Why a change is a give-up rather than a fix, or None if it is not degenerate.
-
-    ``before``/``after`` map each changed file to its normalised bytes. Refused: an item
-    deleted, a function body emptied, ``todo!()``/``unimplemented!()``/``#[allow(..)]``/
-    ``unsafe`` added, the erroneous statement deleted, or no change at all.
-    """
-    if all(before[f] == after.get(f) for f in before):
-        return "the candidate changes nothing"
-    for file, old in before.items():
-        new = after[file]
-        lost = items.item_inventory(old) - items.item_inventory(new)
-        if lost:
-            return f"deletes {', '.join(sorted(lost))} in {file}"
-        old_counts = items.function_statement_counts(old)
-        new_counts = items.function_statement_counts(new)
-        for name, n_old in old_counts.items():
-            if n_old > 0 and new_counts.get(name, 0) == 0:
-                return f"empties the body of {name} in {file}"
-        added = items.risky_markers(new) - items.risky_markers(old)
-        if added:
-            return f"adds {', '.join(sorted(added))} in {file}"
-    if target is not None and (span := target.primary_span) is not None and span.file in before:
-        old, new = before[span.file], after[span.file]
-        statement = items.statement_at(old, span.byte_start, span.byte_end)
-        old_total = sum(items.function_statement_counts(old).values())
-        new_total = sum(items.function_statement_counts(new).values())
-        if statement and new_total < old_total and statement not in items.collapse_ws(new.decode("utf-8")):
-            return "deletes the statement that has the error"
-    return None
 
 
 def _signature(diag: RustDiagnostic) -> tuple[str | None, str]:

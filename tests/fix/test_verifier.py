@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from learner.config import Settings
+from learner.fix.degenerate import degenerate_reason
 from learner.fix.pipeline import check_path
-from learner.fix.verifier import degenerate_reason
 from learner.records import Edit, FixCandidate
 from tests.rust_fixtures import MISSING_DERIVE_LIB, MOVED_VALUE_BIN, make_crate
 
