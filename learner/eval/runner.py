@@ -26,7 +26,7 @@ from learner.errors import SleepyCoderError
 from learner.eval.cases import CaseSet, EvalCase, SkippedCase
 from learner.eval.grader import Grade, grade
 from learner.eval.leakage import LeakageReport, check_cases, training_index
-from learner.eval.sandbox import materialise, program_path, source_file
+from learner.eval.sandbox import materialise, program_path
 from learner.eval.strategies import Strategy, StrategyContext, StrategyInfo, build_strategy
 from learner.files import advance_mtime
 from learner.fix.pipeline import apply_fix, check_path, fix_diagnostic
@@ -34,6 +34,7 @@ from learner.fix.router import route_for, route_for_code
 from learner.model.adapters import AdapterSelection
 from learner.model.handle import RuntimeHandle
 from learner.records import DiagnosticFixes, RustDiagnostic
+from learner.rust.scratch import program_file
 from learner.rust.source import unified_diff
 from learner.rust.toolchain import rustc_version
 from learner.stats import CaseSamples
@@ -159,7 +160,7 @@ def run_case(
     reason = verdict.reason if verdict.passed or not explanation else f"{verdict.reason}; {explanation}"
     diff = None
     if final != case.broken:
-        file = source_file(case.compile_as)
+        file = program_file(case.compile_as)
         diff = unified_diff(file, case.broken.encode("utf-8"), final.encode("utf-8"))
     return CaseOutcome(
         case.id,

@@ -9,27 +9,16 @@ if the targeted error is gone, no new error appears, and it is not degenerate (s
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-import shutil
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
-from learner.files import write_with_new_mtime
 from learner.fix.degenerate import degenerate_reason
 from learner.fix.router import BORROWCK_ROUTES, route_for_code
 from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict
-from learner.rust.check import CheckResult, check
 from learner.rust.crate import CrateRef
+from learner.rust.scratch import ScratchCrate
 from learner.rust.source import apply_edits, edits_by_file, read_source
-
-_SKIP_DIRS = frozenset({"target", ".git", "node_modules", ".hg", ".svn", ".venv", "__pycache__"})
 
 
 def _signature(diag: RustDiagnostic) -> tuple[str | None, str]:
@@ -71,72 +60,6 @@ def judge(
     return True, "compiles past the error" if any(d.is_error for d in after) else "compiles", ()
 
 
-class ScratchCrate:
-    """A mirror of a crate under the cache dir where candidates are applied and checked.
-
-    One candidate at a time per crate: a thread lock within the process and a file lock
-    across processes (the editor's server and a CLI run may verify the same crate).
-    """
-
-    def __init__(self, settings: Settings, crate: CrateRef) -> None:
-        self.settings = settings
-        self.source = crate
-        self.path = settings.scratch_dir / crate.key
-        self.target_dir = settings.targets_dir / f"{crate.key}-scratch"
-        manifest = None
-        if crate.manifest is not None:
-            manifest = self.path / crate.manifest.relative_to(crate.root)
-        self.crate = replace(crate, root=self.path, manifest=manifest)
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        self.path.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.path.parent / f"{self.path.name}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def sync(self) -> None:
-        """Make the mirror equal to the user's tree (copying only what changed)."""
-        src_root = self.source.root
-        wanted: set[Path] = set()
-        if self.source.is_single_file:
-            assert self.source.single_file is not None
-            files = [src_root / self.source.single_file]
-        else:
-            files = list(_crate_files(src_root))
-        for src in files:
-            rel = src.relative_to(src_root)
-            wanted.add(rel)
-            dst = self.path / rel
-            try:
-                # Compare contents, not (size, mtime): a same-size edit within one second must
-                # still reach the mirror. Source files are small; reading both is cheap.
-                if dst.is_file() and dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes():
-                    continue
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
-            except OSError:
-                continue
-        for dst in list(_crate_files(self.path)):
-            if dst.relative_to(self.path) not in wanted:
-                dst.unlink(missing_ok=True)
-
-    def check(self, timeout_s: float) -> CheckResult:
-        return check(self.crate, self.target_dir, timeout_s=timeout_s)
-
-
-def _crate_files(root: Path) -> Iterator[Path]:
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
-        for name in files:
-            if not name.endswith(".lock") or name == "Cargo.lock":
-                yield Path(folder) / name
-
-
 class Verifier:
     """Judges candidates for one crate against the errors it had before (the baseline)."""
 
@@ -144,7 +67,9 @@ class Verifier:
         self.settings = settings
         self.crate = crate
         self.baseline = baseline
-        self.scratch = ScratchCrate(settings, crate)
+        self.scratch = ScratchCrate(
+            crate, settings.scratch_dir / crate.key, settings.targets_dir / f"{crate.key}-scratch"
+        )
 
     def apply(self, edits: tuple[Edit, ...]) -> tuple[dict[str, bytes], dict[str, bytes]]:
         """(before, after) bytes of each file the edits touch, read from the user's tree."""
@@ -166,14 +91,8 @@ class Verifier:
             return Verdict(False, f"degenerate: {reason}")
         with self.scratch.locked():
             self.scratch.sync()
-            originals = {f: (self.scratch.path / f).read_bytes() for f in after}
-            try:
-                for file, data in after.items():
-                    write_with_new_mtime(self.scratch.path / file, data)
+            with self.scratch.changed(after):
                 result = self.scratch.check(self.settings.check_timeout_s)
-            finally:
-                for file, data in originals.items():
-                    write_with_new_mtime(self.scratch.path / file, data)
         ok, why, new_errors = judge(self.baseline, list(result.diagnostics), target)
         remaining = tuple(d.code or "no-code" for d in result.errors)
         return Verdict(ok, why, remaining, new_errors, result.seconds)

@@ -26,10 +26,7 @@ import functools
 import hashlib
 import html
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +45,7 @@ from learner.rust.check import CheckCancelled, check
 from learner.rust.crate import CrateRef, locate_crate
 from learner.rust.mutations import OPERATORS, Mutation, Operator, mutations
 from learner.rust.normalise import source_hash
+from learner.rust.scratch import ScratchCrate, lone_file, rust_files
 from learner.rust.toolchain import rustc_path
 
 #: Bump when the example format or the acceptance rules change: old cached verdicts are ignored.
@@ -138,7 +136,7 @@ def doc_snippets(root: Path) -> Iterator[Snippet]:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class CheckOutcome:
     """What rustc made of one program: its errors (empty = compiles), where it was materialised."""
 
     errors: tuple[RustDiagnostic, ...]
@@ -159,24 +157,15 @@ class _SnippetWorkspace:
     def key(self) -> str:
         return f"snippet|{self.snippet.crate_type}|{self.snippet.edition}"
 
-    def run(self, data: bytes) -> Verdict:
+    def run(self, data: bytes) -> CheckOutcome:
         base = self.settings.scratch_dir / "curriculum"
-        base.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="snippet-", dir=base))
-        try:
-            (folder / self.file).write_bytes(data)
-            crate = CrateRef(
-                root=folder,
-                single_file=self.file,
-                edition=self.snippet.edition,
-                crate_type=self.snippet.crate_type,
-            )
-            result = check(crate, folder / "target", timeout_s=self.timeout_s)
+        with lone_file(
+            base, self.file, data, edition=self.snippet.edition, crate_type=self.snippet.crate_type
+        ) as crate:
+            result = check(crate, crate.root / "target", timeout_s=self.timeout_s)
             errors = tuple(result.errors)
-            regions = tuple(collect_regions(folder, errors[0])) if errors else ()
-            return Verdict(errors, regions)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            regions = tuple(collect_regions(crate.root, errors[0])) if errors else ()
+            return CheckOutcome(errors, regions)
 
 
 class _CrateWorkspace:
@@ -193,17 +182,12 @@ class _CrateWorkspace:
     def key(self) -> str:
         return f"crate|{self.slots.fingerprint}|{self.file}"
 
-    def run(self, data: bytes) -> Verdict:
-        with self.slots.take() as slot:
-            path = slot.root / self.file
-            try:
-                path.write_bytes(data)
-                result = check(slot, self.slots.target_of(slot), timeout_s=self.timeout_s)
-                errors = tuple(result.errors)
-                regions = tuple(collect_regions(slot.root, errors[0])) if errors else ()
-                return Verdict(errors, regions)
-            finally:
-                path.write_bytes(self.data)
+    def run(self, data: bytes) -> CheckOutcome:
+        with self.slots.take() as slot, slot.changed({self.file: data}):
+            result = slot.check(self.timeout_s)
+            errors = tuple(result.errors)
+            regions = tuple(collect_regions(slot.path, errors[0])) if errors else ()
+            return CheckOutcome(errors, regions)
 
 
 class _Slots:
@@ -213,41 +197,28 @@ class _Slots:
         import queue
 
         self.crate = crate
-        self._free: queue.Queue[CrateRef] = queue.Queue()
-        self._targets: dict[Path, Path] = {}
+        self._free: queue.Queue[ScratchCrate] = queue.Queue()
         digest = hashlib.sha256()
-        files = sorted(p for p in _rust_files(crate.root)) + sorted(crate.root.glob("Cargo.*"))
+        files = sorted(p for p in rust_files(crate.root)) + sorted(crate.root.glob("Cargo.*"))
         for path in files:
             digest.update(str(path.relative_to(crate.root)).encode() + b"\0" + path.read_bytes())
         self.fingerprint = digest.hexdigest()[:16]
         for i in range(max(1, workers)):
-            root = settings.scratch_dir / "curriculum" / f"{crate.key}-{i}"
-            if root.exists():
-                shutil.rmtree(root)
-            shutil.copytree(crate.root, root, ignore=shutil.ignore_patterns("target", ".git"))
-            manifest = root / crate.manifest.relative_to(crate.root) if crate.manifest else None
-            copy = CrateRef(root=root, manifest=manifest, edition=crate.edition)
-            self._targets[root] = settings.targets_dir / f"{crate.key}-curriculum-{i}"
-            self._free.put(copy)
-
-    def target_of(self, slot: CrateRef) -> Path:
-        return self._targets[slot.root]
+            slot = ScratchCrate(
+                crate,
+                settings.scratch_dir / "curriculum" / f"{crate.key}-{i}",
+                settings.targets_dir / f"{crate.key}-curriculum-{i}",
+            )
+            slot.sync()
+            self._free.put(slot)
 
     @contextlib.contextmanager
-    def take(self) -> Iterator[CrateRef]:
+    def take(self) -> Iterator[ScratchCrate]:
         slot = self._free.get()
         try:
             yield slot
         finally:
             self._free.put(slot)
-
-
-def _rust_files(root: Path) -> Iterator[Path]:
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in ("target", ".git") and not d.startswith(".")]
-        for name in files:
-            if name.endswith(".rs"):
-                yield Path(folder) / name
 
 
 # ----------------------------------------------------------------------------- examples
@@ -492,7 +463,7 @@ def _workspaces(
             yield _SnippetWorkspace(settings, snippet, config.check_timeout_s), snippet.origin
             continue
         slots = _Slots(settings, crate, config.workers)
-        for file in sorted(_rust_files(crate.root)):
+        for file in sorted(rust_files(crate.root)):
             rel = str(file.relative_to(crate.root))
             yield _CrateWorkspace(settings, crate, rel, slots, config.check_timeout_s), f"crate:{crate.root}/{rel}"
     if config.use_docs:

@@ -1,0 +1,160 @@
+"""Scratch crates: the one place sleepy-coder writes Rust in order to compile it, never the user's tree.
+
+Three users, one mechanism. The verifier mirrors the user's crate and checks each candidate
+there; the curriculum mutates real crates in per-worker mirrors; the curriculum's lone doc
+snippets and the evaluation's cases are programs written into a crate of their own. Every
+rewrite goes through :func:`learner.files.write_with_new_mtime`, so cargo's fingerprints see
+each change even when two land in the same clock tick, and every mirror has its own
+persistent target dir, so checks stay incremental and never touch the user's build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from learner.files import write_with_new_mtime
+from learner.rust.check import CheckResult, check
+from learner.rust.crate import CrateRef
+
+#: Folders a mirror never copies: build output, version control, other tools' environments.
+SKIP_DIRS = frozenset({"target", ".git", "node_modules", ".hg", ".svn", ".venv", "__pycache__"})
+#: The one hidden folder a mirror keeps: cargo's configuration (source replacement, build flags).
+KEEP_HIDDEN = frozenset({".cargo"})
+
+#: The manifest of a crate made from one program (an evaluation case, for example).
+PROGRAM_MANIFEST = """[package]
+name = "{name}"
+version = "0.1.0"
+edition = "{edition}"
+publish = false
+
+[dependencies]
+"""
+
+
+def crate_files(root: Path) -> Iterator[Path]:
+    """The files a mirror of the crate at ``root`` copies (lock files aside from ``Cargo.lock``)."""
+    for folder, _, files in _walk(root):
+        for name in files:
+            if not name.endswith(".lock") or name == "Cargo.lock":
+                yield Path(folder) / name
+
+
+def rust_files(root: Path) -> Iterator[Path]:
+    """The ``.rs`` files of the crate at ``root`` (the ones a mutation may change)."""
+    for folder, _, files in _walk(root):
+        for name in files:
+            if name.endswith(".rs"):
+                yield Path(folder) / name
+
+
+def _walk(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and (d in KEEP_HIDDEN or not d.startswith("."))]
+        yield folder, dirs, files
+
+
+class ScratchCrate:
+    """A mirror of a crate at ``path`` where changed files are written and checked.
+
+    One change at a time per mirror: :meth:`locked` takes a thread lock within the process and
+    a file lock across processes (the editor's server and a CLI run may verify the same crate).
+    """
+
+    def __init__(self, source: CrateRef, path: Path, target_dir: Path) -> None:
+        self.source = source
+        self.path = path
+        self.target_dir = target_dir
+        manifest = path / source.manifest.relative_to(source.root) if source.manifest is not None else None
+        self.crate = replace(source, root=path, manifest=manifest)
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(self.path.parent / f"{self.path.name}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def sync(self) -> None:
+        """Make the mirror equal to the source tree (copying only what changed, removing what is gone)."""
+        src_root = self.source.root
+        wanted: set[Path] = set()
+        if self.source.is_single_file:
+            assert self.source.single_file is not None
+            files = [src_root / self.source.single_file]
+        else:
+            files = list(crate_files(src_root))
+        for src in files:
+            rel = src.relative_to(src_root)
+            wanted.add(rel)
+            dst = self.path / rel
+            try:
+                # Compare contents, not (size, mtime): a same-size edit within one second must
+                # still reach the mirror. Source files are small; reading both is cheap.
+                if dst.is_file() and dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes():
+                    continue
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+            except OSError:
+                continue
+        for dst in list(crate_files(self.path)):
+            if dst.relative_to(self.path) not in wanted:
+                dst.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def changed(self, files: Mapping[str, bytes]) -> Iterator[None]:
+        """The mirror with ``files`` (paths relative to the crate root) replaced; put back afterwards."""
+        originals = {f: (self.path / f).read_bytes() for f in files if (self.path / f).is_file()}
+        try:
+            for file, data in files.items():
+                write_with_new_mtime(self.path / file, data)
+            yield
+        finally:
+            for file in files:
+                if file in originals:
+                    write_with_new_mtime(self.path / file, originals[file])
+                else:
+                    (self.path / file).unlink(missing_ok=True)
+
+    def check(self, timeout_s: float) -> CheckResult:
+        return check(self.crate, self.target_dir, timeout_s=timeout_s)
+
+
+def write_program_crate(root: Path, program: str, *, package: str, edition: str, crate_type: str) -> CrateRef:
+    """Write ``program`` as a cargo crate at ``root`` (``src/main.rs`` or ``src/lib.rs``), rewriting only changes."""
+    write_with_new_mtime(root / "Cargo.toml", PROGRAM_MANIFEST.format(name=package, edition=edition).encode())
+    write_with_new_mtime(root / program_file(crate_type), program.encode("utf-8"))
+    (root / program_file("bin" if crate_type == "lib" else "lib")).unlink(missing_ok=True)
+    return CrateRef(root=root, manifest=root / "Cargo.toml", edition=edition)
+
+
+def program_file(crate_type: str) -> str:
+    """Where a program crate keeps its source."""
+    return "src/lib.rs" if crate_type == "lib" else "src/main.rs"
+
+
+@contextlib.contextmanager
+def lone_file(base: Path, file: str, data: bytes, *, edition: str, crate_type: str) -> Iterator[CrateRef]:
+    """A fresh folder under ``base`` holding one ``.rs`` file, compiled with rustc; removed afterwards.
+
+    Each call gets its own folder, so concurrent checks never share one.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="snippet-", dir=base))
+    try:
+        (folder / file).write_bytes(data)
+        yield CrateRef(root=folder, single_file=file, edition=edition, crate_type=crate_type)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
