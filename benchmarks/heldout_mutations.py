@@ -49,13 +49,13 @@ def main() -> None:
             rows.append(
                 {
                     "id": f"heldout/{route}-{n:03d}",
-                    "error_codes": [ex["code"]],
-                    "crate_type": "lib" if ex["file"] == "lib.rs" else "bin",
-                    "edition": ex["edition"],
-                    "broken": ex["broken"],
-                    "fixed": ex["fixed"],
+                    "error_codes": [ex.code],
+                    "crate_type": "lib" if ex.file == "lib.rs" else "bin",
+                    "edition": ex.edition,
+                    "broken": ex.broken,
+                    "fixed": ex.fixed,
                     "family": route,
-                    "provenance": f"{ex['origin']} ({ex['operator']})",
+                    "provenance": f"{ex.origin} ({ex.operator})",
                 }
             )
     with Store.open(settings) as store:

@@ -21,16 +21,17 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from learner.config import Settings
+from learner.learn.examples import TrainingExample
 from learner.records import Edit, FixCandidate, RustDiagnostic, Span
 
 
 def seed_accepted_fixes(
-    settings: Settings, examples: Iterable[Mapping[str, Any]], *, source: str = "model", kind: str = "accepted"
+    settings: Settings, examples: Iterable[TrainingExample], *, source: str = "model", kind: str = "accepted"
 ) -> list[str]:
     """Record curriculum examples as fixes the user accepted (or rejected); return their fix ids."""
     from learner.store import Store
@@ -38,11 +39,11 @@ def seed_accepted_fixes(
     fix_ids = []
     with Store.open(settings) as store:
         for ex in examples:
-            broken, fixed, file = str(ex["broken"]), str(ex["fixed"]), str(ex["file"])
+            broken, fixed, file = ex.broken, ex.fixed, ex.file
             span = Span(file, 0, 1, 1, 1, 1, 1, is_primary=True)
-            diag = RustDiagnostic("error", str(ex["rendered"]).splitlines()[0], ex["code"], ex["rendered"], (span,))
-            diag_id = store.record_diagnostic(diag, crate="/synthetic", route=str(ex["route"]), context=broken)
-            candidate = FixCandidate(source, "fix", (Edit(file, 0, len(broken.encode()), fixed),), str(ex["route"]))
+            diag = RustDiagnostic("error", ex.rendered.splitlines()[0], ex.code, ex.rendered, (span,))
+            diag_id = store.record_diagnostic(diag, crate="/synthetic", route=ex.route, context=broken)
+            candidate = FixCandidate(source, "fix", (Edit(file, 0, len(broken.encode()), fixed),), ex.route)
             store.record_suggestion(diag_id, candidate, before_text=broken, after_text=fixed, verified=True)
             store.record_outcome(candidate.fix_id, kind)
             fix_ids.append(candidate.fix_id)

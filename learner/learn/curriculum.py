@@ -22,6 +22,7 @@ by content, run on ``workers`` threads, and bounded per route and in total.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import html
@@ -35,10 +36,11 @@ from typing import Any
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
-from learner.files import write_atomic
+from learner.files import JsonLinesError, read_jsonl, write_atomic
 from learner.fix.prompt import PromptRegion, build_prompt, collect_regions, format_answer
 from learner.fix.router import FALLBACK, ROUTES, route_for, route_for_code
 from learner.learn.benchmark import BenchmarkGuard, default_guard
+from learner.learn.examples import ExampleFormatError, TrainingExample, from_accepted_fix, from_regions
 from learner.records import RustDiagnostic
 from learner.rust import items
 from learner.rust.check import CheckCancelled, check
@@ -243,7 +245,7 @@ class CurriculumConfig:
 
 @dataclass
 class CurriculumResult:
-    examples: dict[str, list[dict[str, Any]]]
+    examples: dict[str, list[TrainingExample]]
     #: route -> path of the JSONL written (routes with at least one example).
     files: dict[str, Path]
     stats: dict[str, Any]
@@ -280,83 +282,50 @@ def _cache_put(settings: Settings, key: str, value: dict[str, Any]) -> None:
 
 def _example_from_mutant(
     workspace: _SnippetWorkspace | _CrateWorkspace, operator: Operator, mutation: Mutation, origin: str
-) -> dict[str, Any]:
-    """Compile one mutant and turn it into an example dict, or ``{"rejected": reason}``."""
+) -> TrainingExample | str:
+    """Compile one mutant and turn it into an example, or the reason it cannot be one."""
     broken = mutation.apply(workspace.data)
-    verdict = workspace.run(broken)
-    if not verdict.errors:
-        return {"rejected": "mutant compiles"}
-    first = verdict.errors[0]
+    outcome = workspace.run(broken)
+    if not outcome.errors:
+        return "mutant compiles"
+    first = outcome.errors[0]
     route = route_for(first)
     if route.name not in operator.routes:
-        return {"rejected": f"first error {first.code or '-'} is route {route.name}"}
+        return f"first error {first.code or '-'} is route {route.name}"
     fixed_regions: list[tuple[int, str]] = []
     delta = (mutation.end - mutation.start) - len(mutation.replacement)
-    for number, region in enumerate(verdict.regions, start=1):
+    for number, region in enumerate(outcome.regions, start=1):
         r = region.region
         if r.file != workspace.file or not (r.byte_start <= mutation.start and mutation.broken_end <= r.byte_end):
             continue
         original = workspace.data[r.byte_start : r.byte_end + delta].decode("utf-8").replace("\r\n", "\n")
         fixed_regions.append((number, original))
     if not fixed_regions:
-        return {"rejected": "the change lies outside the regions the prompt shows"}
-    prompt = build_prompt(first, route, list(verdict.regions))
-    return {
-        "route": route.name,
-        "code": first.code,
-        "operator": operator.name,
-        "origin": origin,
-        "kind": "mutation",
-        "file": workspace.file,
-        "broken": broken.decode("utf-8"),
-        "fixed": workspace.data.decode("utf-8"),
-        "rendered": first.rendered,
-        "messages": list(prompt.messages),
-        "answer": format_answer(fixed_regions, list(verdict.regions)),
-        "weight": 1.0,
-    }
+        return "the change lies outside the regions the prompt shows"
+    return from_regions(
+        first,
+        route,
+        outcome.regions,
+        fixed_regions,
+        source="mutation",
+        file=workspace.file,
+        broken=broken.decode("utf-8"),
+        fixed=workspace.data.decode("utf-8"),
+        operator=operator.name,
+        origin=origin,
+        edition=workspace.edition,
+    )
 
 
-def store_examples(settings: Settings, routes: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Accepted and edited fixes from the store as examples (the user's final code is the target).
-
-    The prompt shows the recorded enclosing item as region 1, as the editor's request did.
-    """
+def store_examples(settings: Settings, routes: Sequence[str] | None = None) -> list[TrainingExample]:
+    """Accepted and edited fixes from the store as examples (the user's final code is the target)."""
     from learner.store import Store
 
     if not settings.db_path.exists():
         return []
-    out = []
     with Store.open(settings) as store:
-        for ex in store.accepted_examples():
-            route = ROUTES.get(ex.route) or route_for_code(ex.code)
-            if route.name == FALLBACK or (routes is not None and route.name not in routes):
-                continue
-            if not ex.before_text.strip() or not ex.target.strip():
-                continue
-            before = ex.before_text.encode()
-            label = items.region_at(ex.file, before, 0, 0).label
-            region = PromptRegion(items.Region(ex.file, 0, len(before), label), ex.before_text)
-            diag = RustDiagnostic(level="error", message=ex.message, code=ex.code, rendered=ex.rendered)
-            prompt = build_prompt(diag, route, [region])
-            out.append(
-                {
-                    "route": route.name,
-                    "code": ex.code,
-                    "operator": "user-edited" if ex.edited else "user-accepted",
-                    "origin": f"store:{ex.fix_id}",
-                    "fix_id": ex.fix_id,
-                    "kind": "store",
-                    "file": ex.file,
-                    "broken": ex.before_text,
-                    "fixed": ex.target,
-                    "rendered": ex.rendered,
-                    "messages": list(prompt.messages),
-                    "answer": format_answer([(region, ex.target)]),
-                    "weight": ex.weight,
-                }
-            )
-    return out
+        made = (from_accepted_fix(fix) for fix in store.accepted_examples())
+        return [ex for ex in made if ex is not None and (routes is None or ex.route in routes)]
 
 
 def build_curriculum(
@@ -376,7 +345,7 @@ def build_curriculum(
     """
     wanted = _wanted_routes(config.routes)
     leakage = leakage if leakage is not None else default_guard()
-    examples: dict[str, list[dict[str, Any]]] = {r: [] for r in wanted}
+    examples: dict[str, list[TrainingExample]] = {r: [] for r in wanted}
     seen: set[str] = set()
     stats: dict[str, Any] = {
         "checks": 0,
@@ -391,12 +360,12 @@ def build_curriculum(
     }
     if config.use_store:
         for ex in store_examples(settings, wanted):
-            if ex["fix_id"] in config.exclude_fix_ids:
+            if ex.fix_id in config.exclude_fix_ids:
                 continue
-            if leakage.is_benchmark(ex["broken"]) or leakage.is_benchmark(ex["fixed"]):
+            if leakage.is_benchmark(ex.broken) or leakage.is_benchmark(ex.fixed):
                 stats["leaked_mutants"] += 1
                 continue
-            examples[ex["route"]].append(ex)
+            examples[ex.route].append(ex)
 
     def full(route: str) -> bool:
         return len(examples[route]) >= config.per_route
@@ -425,13 +394,12 @@ def build_curriculum(
             jobs = _mutants(workspace, wanted, full, leakage, seen, stats)
             results = pool.map(functools.partial(_run_job, settings, workspace, origin, stats), jobs)
             for result in results:
-                if "rejected" in result:
-                    reason = str(result["rejected"]).split(" is route ")[0]
+                if isinstance(result, str):
+                    reason = result.split(" is route ")[0]
                     stats["rejected"][reason] = stats["rejected"].get(reason, 0) + 1
                     continue
-                route = result["route"]
-                if route in examples and not full(route):
-                    examples[route].append(result)
+                if result.route in examples and not full(result.route):
+                    examples[result.route].append(result)
             if progress is not None:
                 progress(origin, {r: len(v) for r, v in examples.items()})
     files = _write_sets(settings, examples, record) if record else {}
@@ -525,7 +493,7 @@ def _run_job(
     origin: str,
     stats: dict[str, Any],
     job: tuple[Operator, Mutation, str],
-) -> dict[str, Any]:
+) -> TrainingExample | str:
     return _cached_example(settings, workspace, *job, origin, stats)
 
 
@@ -537,24 +505,33 @@ def _cached_example(
     key: str,
     origin: str,
     stats: dict[str, Any],
-) -> dict[str, Any]:
+) -> TrainingExample | str:
+    """The mutant's example (or rejection), from the content-keyed cache when this mutant was checked before."""
     cached = _cache_get(settings, key)
     if cached is not None:
         stats["cache_hits"] += 1
-        result = cached
-    else:
+        if "rejected" in cached:
+            return str(cached["rejected"])
+        try:
+            example = TrainingExample.from_json(cached)
+        except ExampleFormatError:
+            cached = None  # written by an older version: check again
+    if cached is None:
         stats["checks"] += 1
         try:
-            result = _example_from_mutant(workspace, operator, mutation, origin)
-        except (SleepyCoderError, CheckCancelled, UnicodeDecodeError) as exc:
-            return {"rejected": f"check failed: {exc}"}
-        result["id"] = key[:16]
-        _cache_put(settings, key, result)
-    # The edition is part of the workspace's cache key, so it is added here rather than cached.
-    return result if "rejected" in result else {**result, "origin": origin, "edition": workspace.edition}
+            made = _example_from_mutant(workspace, operator, mutation, origin)
+        except (SleepyCoderError, UnicodeDecodeError) as exc:
+            return f"check failed: {exc}"
+        if isinstance(made, str):
+            _cache_put(settings, key, {"rejected": made})
+            return made
+        example = dataclasses.replace(made, id=key[:16])
+        _cache_put(settings, key, example.to_json())
+    # The edition is part of the workspace's cache key; the origin is where this run found the source.
+    return dataclasses.replace(example, origin=origin, edition=workspace.edition)
 
 
-def _write_sets(settings: Settings, examples: dict[str, list[dict[str, Any]]], record: bool) -> dict[str, Path]:
+def _write_sets(settings: Settings, examples: dict[str, list[TrainingExample]], record: bool) -> dict[str, Path]:
     from learner.store import Store
 
     settings.training_dir.mkdir(parents=True, exist_ok=True)
@@ -563,32 +540,22 @@ def _write_sets(settings: Settings, examples: dict[str, list[dict[str, Any]]], r
         for route, rows in examples.items():
             if not rows:
                 continue
-            blob = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode()
+            blob = "".join(json.dumps(row.to_json(), sort_keys=True) + "\n" for row in rows).encode()
             sha = hashlib.sha256(blob).hexdigest()
             path = settings.training_dir / f"{route}-{sha[:12]}.jsonl"
             if not path.exists():
                 write_atomic(path, blob)
-            fix_ids = [row["fix_id"] for row in rows if row.get("fix_id")]
+            fix_ids = [row.fix_id for row in rows if row.fix_id]
             store.record_training_set(route, path, n_examples=len(rows), sha=sha, source_fix_ids=fix_ids)
             files[route] = path
     return files
 
 
-def load_training_set(path: Path) -> list[dict[str, Any]]:
+def load_training_set(path: Path) -> list[TrainingExample]:
     """Read a training set written by :func:`build_curriculum`; a bad line is a clear error."""
-    rows = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise CurriculumError(f"cannot read training set {path}: {exc.strerror or exc}") from exc
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise CurriculumError(f"{path}:{number} is not JSON ({exc})") from exc
-        if not isinstance(row, dict) or "messages" not in row or "answer" not in row:
-            raise CurriculumError(f"{path}:{number} lacks 'messages' or 'answer'")
-        rows.append(row)
-    return rows
+        return [TrainingExample.from_json(row) for _, row in read_jsonl(Path(path))]
+    except JsonLinesError as exc:
+        raise CurriculumError(f"cannot read training set: {exc}") from exc
+    except ExampleFormatError as exc:
+        raise CurriculumError(f"{path}: {exc}") from exc

@@ -29,6 +29,7 @@ from learner.config import Settings
 from learner.errors import SleepyCoderError
 from learner.fix.prompt import FixPrompt, PromptRegion, parse_answer
 from learner.learn.curriculum import store_examples
+from learner.learn.examples import TrainingExample
 from learner.learn.idle import PauseSwitch
 from learner.model.adapters import RoutedAdapters, load_adapter_set
 from learner.model.hotswap import active_selection
@@ -116,9 +117,9 @@ def decide(
 # ----------------------------------------------------------------------------- scoring
 
 
-def heldout_rows(settings: Settings) -> list[dict[str, Any]]:
+def heldout_examples(settings: Settings) -> list[TrainingExample]:
     """The held-out accepted fixes as examples (prompt and target made as for training)."""
-    return [row for row in store_examples(settings) if is_held_out(row["fix_id"])]
+    return [ex for ex in store_examples(settings) if ex.fix_id is not None and is_held_out(ex.fix_id)]
 
 
 def heldout_fix_ids(store: Store) -> tuple[str, ...]:
@@ -126,35 +127,35 @@ def heldout_fix_ids(store: Store) -> tuple[str, ...]:
     return tuple(sorted({ex.fix_id for ex in store.accepted_examples() if is_held_out(ex.fix_id)}))
 
 
-def answer_fixes(row: Mapping[str, Any], answer: str) -> bool:
-    """Does ``answer`` (the model's text) turn the row's broken item into the user's code?"""
-    broken = str(row["broken"])
-    region = PromptRegion(Region(str(row["file"]), 0, len(broken.encode()), ""), broken)
-    edits = parse_answer(answer, FixPrompt(tuple(row["messages"]), (region,)))
+def answer_fixes(example: TrainingExample, answer: str) -> bool:
+    """Does ``answer`` (the model's text) turn the example's broken item into the user's code?"""
+    broken = example.broken
+    region = PromptRegion(Region(example.file, 0, len(broken.encode()), ""), broken)
+    edits = parse_answer(answer, FixPrompt(example.messages, (region,)))
     if not edits:
         return False
     try:
         fixed = apply_edits(broken.encode(), edits).decode("utf-8", "replace")
     except SleepyCoderError:
         return False
-    return collapse_ws(fixed) == collapse_ws(str(row["fixed"]))
+    return collapse_ws(fixed) == collapse_ws(example.fixed)
 
 
-def score_rows(
+def score_examples(
     runtime: ModelRuntime,
-    rows: Sequence[Mapping[str, Any]],
+    examples: Sequence[TrainingExample],
     *,
     max_new_tokens: int,
     switch: PauseSwitch | None = None,
 ) -> dict[str, Rate]:
-    """Per route, the share of ``rows`` the runtime (with whatever adapters are attached) fixes."""
+    """Per route, the share of ``examples`` the runtime (with whatever adapters are attached) fixes."""
     passed: dict[str, int] = {}
     total: dict[str, int] = {}
-    for row in rows:
-        route = str(row["route"])
-        budget = min(max_new_tokens, runtime.token_count(str(row["answer"])) + 32)
+    for example in examples:
+        route = example.route
+        budget = min(max_new_tokens, runtime.token_count(example.answer) + 32)
         generation = runtime.generate(
-            [dict(m) for m in row["messages"]],
+            [dict(m) for m in example.messages],
             max_new_tokens=budget,
             route=route,
             stop_event=switch.event if switch else None,
@@ -162,7 +163,7 @@ def score_rows(
         if switch is not None:
             switch.raise_if_tripped()
         total[route] = total.get(route, 0) + 1
-        passed[route] = passed.get(route, 0) + int(answer_fixes(row, generation.text))
+        passed[route] = passed.get(route, 0) + int(answer_fixes(example, generation.text))
     return {route: Rate(passed[route], total[route]) for route in total}
 
 
@@ -226,7 +227,7 @@ def evaluate_candidate(
     """Score "before" (the active adapters, or the base model) and the candidate; decide."""
 
     config = config or GateConfig()
-    rows = heldout_rows(settings)
+    held_out = heldout_examples(settings)
     active = active_selection(settings, store)
     before_paths = [p for p in active.paths] if active else []
     after_paths = [Path(candidate.path)]
@@ -238,7 +239,7 @@ def evaluate_candidate(
         result: dict[str, Rate] = _with_adapters(
             runtime,
             paths,
-            lambda: score_rows(runtime, rows, max_new_tokens=config.max_new_tokens, switch=switch),
+            lambda: score_examples(runtime, held_out, max_new_tokens=config.max_new_tokens, switch=switch),
         )
         for route in targets:
             if switch is not None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from learner.config import Settings
 from learner.errors import SleepyCoderError
 from learner.learn.curriculum import CurriculumConfig, Snippet, build_curriculum, load_training_set
+from learner.learn.examples import TrainingExample
 from learner.learn.train import StepCallback, TrainConfig
 
 if TYPE_CHECKING:
@@ -215,7 +216,7 @@ def _training_rows(
     snippets: tuple[Snippet, ...],
     reporter: Reporter,
     report: LearnReport,
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[TrainingExample]]:
     """The run's training sets: built once (and registered), then re-read on resume."""
     sets_file = run_dir / "sets.json"
     if not sets_file.is_file():
@@ -270,7 +271,7 @@ class _Run:
             {"base_model": self.settings.model, "seed": self.options.seed, **self.options.share}
         )
 
-    def encoded(self, rows: list[dict[str, Any]]) -> list[Any]:
+    def encoded(self, rows: list[TrainingExample]) -> list[Any]:
         from learner.learn.train import encode_rows
 
         return encode_rows(self.runtime.tokenizer, self.runtime.render_prompt, rows, self.options.max_tokens)
@@ -286,7 +287,7 @@ class _Run:
 
     # ----- phases
 
-    def execute(self, rows: dict[str, list[dict[str, Any]]]) -> None:
+    def execute(self, rows: dict[str, list[TrainingExample]]) -> None:
         trainable = {r: v for r, v in rows.items() if len(v) >= self.options.min_examples}
         if not trainable:
             raise LearnError(
@@ -335,7 +336,7 @@ class _Run:
         self.finish()
 
     def phase0(
-        self, routes: list[str], rows: dict[str, list[dict[str, Any]]], metrics: dict[str, Any]
+        self, routes: list[str], rows: dict[str, list[TrainingExample]], metrics: dict[str, Any]
     ) -> dict[str, Any] | None:
         from learner.learn.train import train_lora_route
         from learner.share import lora_factors_from_peft
@@ -382,7 +383,11 @@ class _Run:
         return ShareAdapters.from_lora(self.runtime.model, factors, self.share_config())
 
     def phase2(
-        self, adapters: ShareAdapters, routes: list[str], rows: dict[str, list[dict[str, Any]]], metrics: dict[str, Any]
+        self,
+        adapters: ShareAdapters,
+        routes: list[str],
+        rows: dict[str, list[TrainingExample]],
+        metrics: dict[str, Any],
     ) -> bool:
         from learner.learn.train import train_route_coefficients
 
@@ -476,7 +481,7 @@ class _Run:
             f"produced {version} at {target}" + (" (promoted)" if self.report.promoted else " (candidate)")
         )
 
-    def naive(self, routes: list[str], rows: dict[str, list[dict[str, Any]]]) -> bool:
+    def naive(self, routes: list[str], rows: dict[str, list[TrainingExample]]) -> bool:
         """The forgetting baseline: one LoRA trained on the routes one after another."""
         from learner.learn.train import train_lora_sequence
 

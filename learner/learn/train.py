@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from learner.errors import SleepyCoderError
 from learner.files import write_atomic_dir
+from learner.learn.examples import TrainingExample
 
 if TYPE_CHECKING:
     import torch
@@ -127,13 +128,13 @@ def encode_example(
 def encode_rows(
     tokenizer: Any,
     render_prompt: Callable[[list[dict[str, str]]], str],
-    rows: Sequence[Mapping[str, Any]],
+    examples: Sequence[TrainingExample],
     max_tokens: int,
 ) -> list[Encoded]:
-    """Encode training-set rows (``messages``, ``answer``, optional ``weight``)."""
+    """Encode training examples (prompt messages, answer, loss weight)."""
     return [
-        encode_example(tokenizer, render_prompt, row["messages"], row["answer"], max_tokens, row.get("weight", 1.0))
-        for row in rows
+        encode_example(tokenizer, render_prompt, [dict(m) for m in ex.messages], ex.answer, max_tokens, ex.weight)
+        for ex in examples
     ]
 
 

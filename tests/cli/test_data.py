@@ -10,13 +10,17 @@ from typer.testing import CliRunner
 from benchmarks.idle_cycle import seed_accepted_fixes
 from learner.cli.app import app
 from learner.config import Settings
+from learner.learn.examples import TrainingExample
 from learner.store import Store
 
 runner = CliRunner()
 
 ROWS = [
-    {"broken": f"fn f{i}() {{ let x = 1; x = 2; }}\n", "fixed": f"fn f{i}() {{ let mut x = 1; x = 2; }}\n",
-     "file": "main.rs", "code": "E0384", "rendered": "error[E0384]: cannot assign twice", "route": "mutability"}
+    TrainingExample(
+        route="mutability", messages=(), answer="", source="mutation", weight=1.0, file="main.rs",
+        broken=f"fn f{i}() {{ let x = 1; x = 2; }}\n", fixed=f"fn f{i}() {{ let mut x = 1; x = 2; }}\n",
+        code="E0384", rendered="error[E0384]: cannot assign twice",
+    )
     for i in range(3)
 ]  # fmt: skip
 

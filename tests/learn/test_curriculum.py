@@ -93,25 +93,25 @@ def _config(**kw: object) -> CurriculumConfig:
 def test_every_example_fails_with_its_code_and_its_fix_compiles(settings: Settings, tmp_path: Path) -> None:
     result = build_curriculum(settings, _config(), snippets=CORPUS, leakage=BenchmarkGuard())
     examples = [e for rows in result.examples.values() for e in rows]
-    assert len({e["route"] for e in examples}) >= 4, result.stats
+    assert len({e.route for e in examples}) >= 4, result.stats
     for n, example in enumerate(examples):
-        crate_type = "bin" if example["file"] == "main.rs" else "lib"
-        broken_codes = _codes(tmp_path / f"b{n}", example["broken"], crate_type, example["file"], example["edition"])
-        assert broken_codes and broken_codes[0] == example["code"], example["operator"]
-        assert route_for_code(example["code"]).name == example["route"]
-        assert _codes(tmp_path / f"f{n}", example["fixed"], crate_type, example["file"], example["edition"]) == []
+        crate_type = "bin" if example.file == "main.rs" else "lib"
+        broken_codes = _codes(tmp_path / f"b{n}", example.broken, crate_type, example.file, example.edition)
+        assert broken_codes and broken_codes[0] == example.code, example.operator
+        assert route_for_code(example.code).name == example.route
+        assert _codes(tmp_path / f"f{n}", example.fixed, crate_type, example.file, example.edition) == []
 
 
 def test_examples_use_the_inference_prompt_and_answer_format(settings: Settings) -> None:
     result = build_curriculum(settings, _config(routes=("mutability",)), snippets=CORPUS, leakage=BenchmarkGuard())
     example = result.examples["mutability"][0]
-    assert example["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
-    assert ROUTES["mutability"].hint in example["messages"][1]["content"]
-    assert example["rendered"].strip().splitlines()[0] in example["messages"][1]["content"]
-    match = re.fullmatch(r"```rust\n// file: (\S+) \((.*?)\)\n(.*)\n```", example["answer"], re.DOTALL)
-    assert match is not None and match.group(1) == example["file"]
-    assert f"// file: {example['file']} ({match.group(2)})" in example["messages"][1]["content"]
-    assert "let mut" in match.group(3) and match.group(3) in example["fixed"]
+    assert example.messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert ROUTES["mutability"].hint in example.messages[1]["content"]
+    assert example.rendered.strip().splitlines()[0] in example.messages[1]["content"]
+    match = re.fullmatch(r"```rust\n// file: (\S+) \((.*?)\)\n(.*)\n```", example.answer, re.DOTALL)
+    assert match is not None and match.group(1) == example.file
+    assert f"// file: {example.file} ({match.group(2)})" in example.messages[1]["content"]
+    assert "let mut" in match.group(3) and match.group(3) in example.fixed
 
 
 def test_training_sets_are_written_and_registered(settings: Settings) -> None:
@@ -130,7 +130,7 @@ def test_verdicts_are_cached_so_a_rebuild_runs_no_compiler(settings: Settings) -
     second = build_curriculum(settings, _config(), snippets=CORPUS, leakage=BenchmarkGuard(), record=False)
     assert first.stats["checks"] > 0 and second.stats["checks"] == 0
     assert {r: len(v) for r, v in first.examples.items()} == {r: len(v) for r, v in second.examples.items()}
-    editions = [[e["edition"] for e in rows] for rows in (*first.examples.values(), *second.examples.values())]
+    editions = [[e.edition for e in rows] for rows in (*first.examples.values(), *second.examples.values())]
     assert editions[: len(first.examples)] == editions[len(first.examples) :]  # cache hits keep the edition
 
 
@@ -142,7 +142,7 @@ def test_leakage_check_drops_a_planted_benchmark_case(settings: Settings, tmp_pa
     leakage = BenchmarkGuard.from_dirs([bench])
     assert leakage.is_benchmark(CORPUS[1].code)
     result = build_curriculum(settings, _config(), snippets=CORPUS, leakage=leakage, record=False)
-    origins = {e["origin"] for rows in result.examples.values() for e in rows}
+    origins = {e.origin for rows in result.examples.values() for e in rows}
     assert "test:point" not in origins and result.stats["leaked_sources"] == 1
     assert "test:loop" in origins
 
@@ -173,15 +173,15 @@ def test_store_fixes_join_and_rejected_ones_never_become_targets(settings: Setti
             store, settings, before, "fn main() {}\n", "edited", "fn main() {\n    let mut x = 1;\n    x += 1;\n}\n"
         )
     result = build_curriculum(settings, _config(routes=("mutability",), use_store=True), leakage=BenchmarkGuard())
-    rows = [e for e in result.examples["mutability"] if e["kind"] == "store"]
-    targets = {e["fixed"] for e in rows}
+    rows = [e for e in result.examples["mutability"] if e.source == "store"]
+    targets = {e.fixed for e in rows}
     assert "fn main() {\n    let x = 2;\n}\n" not in targets and len(rows) == 2
-    edited = next(e for e in rows if e["operator"] == "user-edited")
-    assert edited["weight"] > next(e for e in rows if e["operator"] == "user-accepted")["weight"]
-    assert "x += 1" in edited["answer"] and edited["answer"].startswith("```rust\n// file: src/main.rs (fn main)")
+    edited = next(e for e in rows if e.operator == "user-edited")
+    assert edited.weight > next(e for e in rows if e.operator == "user-accepted").weight
+    assert "x += 1" in edited.answer and edited.answer.startswith("```rust\n// file: src/main.rs (fn main)")
     with Store.open(settings) as store:
         (recorded,) = store.training_sets(route="mutability")
-    assert set(recorded.source_fix_ids) == {e["fix_id"] for e in rows}
+    assert set(recorded.source_fix_ids) == {e.fix_id for e in rows}
 
 
 def test_unknown_route_is_a_clear_error(settings: Settings) -> None:

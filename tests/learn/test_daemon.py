@@ -23,6 +23,7 @@ from learner.config import Settings
 from learner.learn.benchmark import BenchmarkGuard
 from learner.learn.curriculum import CurriculumConfig, build_curriculum, load_training_set
 from learner.learn.daemon import AlreadyRunning, DaemonConfig, InstanceLock, Learner, run_daemon, running_pid
+from learner.learn.examples import TrainingExample
 from learner.learn.gate import GateConfig, is_held_out
 from learner.learn.idle import IdleDetector
 from learner.learn.phases import SHARE_ROUTE
@@ -58,7 +59,7 @@ def make_settings(root: Path, model: Path) -> Settings:
     return s
 
 
-def curriculum_rows(settings: Settings, route: str, n: int) -> list[dict[str, Any]]:
+def curriculum_rows(settings: Settings, route: str, n: int) -> list[TrainingExample]:
     made = build_curriculum(
         settings, CurriculumConfig(per_route=n, routes=(route,), use_docs=False, use_store=False),
         snippets=CORPUS, leakage=BenchmarkGuard(), record=False,
@@ -92,7 +93,7 @@ def test_whole_cycle_trains_gates_records_and_never_trains_on_held_out_or_reject
     gate = candidate.metrics["gate"]
     assert gate["scores"][ROUTE]["after"][1] == len(held)
     assert cycle.outcome == result.outcome and cycle.details["gate"]["reason"] == gate["reason"]
-    trained = {row.get("fix_id") for s in sets for row in load_training_set(Path(s.path))}
+    trained = {row.fix_id for s in sets for row in load_training_set(Path(s.path))}
     assert trained & set(fix_ids) == set(fix_ids) - held
     assert not trained & (held | set(rejected))
     # nothing new since: the next cycle has nothing to learn

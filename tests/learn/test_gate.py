@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from learner.learn.examples import TrainingExample
 from learner.learn.gate import (
     GateConfig,
     answer_fixes,
     decide,
     evaluate_candidate,
-    heldout_rows,
+    heldout_examples,
     is_held_out,
     record_decision,
 )
@@ -56,8 +57,10 @@ def test_held_out_split_is_deterministic_and_about_one_in_five() -> None:
 
 
 def test_answer_counts_only_when_it_yields_the_users_code() -> None:
-    row = {"broken": "fn main() { let x = 1; x = 2; }\n", "fixed": "fn main() { let mut x = 1; x = 2; }\n",
-           "file": "main.rs", "messages": []}  # fmt: skip
+    row = TrainingExample(
+        route="mutability", messages=(), answer="", source="store", weight=1.0, file="main.rs",
+        broken="fn main() { let x = 1; x = 2; }\n", fixed="fn main() { let mut x = 1; x = 2; }\n",
+    )  # fmt: skip
     assert answer_fixes(row, "```rust\nfn main() {\n    let mut x = 1; x = 2;\n}\n```")
     assert not answer_fixes(row, "```rust\nfn main() { let x = 1; }\n```")
     assert not answer_fixes(row, "no code at all")
@@ -76,7 +79,7 @@ def test_gate_run_on_the_tiny_model_records_scores_and_decision(
         result = evaluate_candidate(
             settings, store, runtime, candidate, [ROUTE], GateConfig(bench_limit=0, max_new_tokens=32)
         )
-        held = len([r for r in heldout_rows(settings) if r["route"] == ROUTE])
+        held = len([r for r in heldout_examples(settings) if r.route == ROUTE])
         assert held == len([f for f in fix_ids if is_held_out(f)])
         line = result.decision.as_json()["scores"][ROUTE]
         assert line["before"][1] == line["after"][1] == held

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from learner.config import Settings
+from learner.learn.curriculum import load_training_set
 from learner.learn.phases import SHARE_ROUTE, LearnOptions, LearnReport, artifact_metrics, run_learning
 from learner.learn.train import (
     IGNORE_INDEX,
@@ -170,8 +170,10 @@ def test_phase2_gradients_reach_both_coefficient_sets_at_initialisation(learned:
     adapters.activate("brand-new")
     for p in runtime.model.parameters():
         p.requires_grad_(False)
-    rows = [json.loads(line) for line in Path(report.training_sets[NEW_ROUTE]).read_text().splitlines()]
-    example = encode_example(runtime.tokenizer, runtime.render_prompt, rows[0]["messages"], rows[0]["answer"], 160)
+    rows = load_training_set(Path(report.training_sets[NEW_ROUTE]))
+    example = encode_example(
+        runtime.tokenizer, runtime.render_prompt, [dict(m) for m in rows[0].messages], rows[0].answer, 160
+    )
     batch = collate([example], pad_id=0)
     logits = runtime.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     weighted_loss(logits, batch["labels"], batch["weights"]).backward()
