@@ -12,7 +12,7 @@ Every example is rendered with the inference code path: :func:`learner.fix.promp
 on the materialised broken crate, :func:`learner.fix.prompt.build_prompt`, and a target made by
 :func:`learner.fix.prompt.format_answer` from the original text of the changed region. Accepted and
 edited fixes from the store join as the most valuable examples; rejected ones never appear
-(:meth:`learner.store.Store.accepted_examples` excludes them).
+(:meth:`learner.store.Store.accepted_fixes` excludes them).
 
 Leakage: sources, mutants and store fixes that equal, embed or are embedded in an evaluation
 case are dropped (:class:`~learner.learn.benchmark.BenchmarkGuard`). Cost: rustc runs are cached
@@ -324,7 +324,7 @@ def store_examples(settings: Settings, routes: Sequence[str] | None = None) -> l
     if not settings.db_path.exists():
         return []
     with Store.open(settings) as store:
-        made = (from_accepted_fix(fix) for fix in store.accepted_examples())
+        made = (from_accepted_fix(fix) for fix in store.accepted_fixes())
         return [ex for ex in made if ex is not None and (routes is None or ex.route in routes)]
 
 

@@ -325,7 +325,7 @@ class Learner:
         since_text = _last_details(store, "selected_at", outcomes=TRAINED_OUTCOMES).get("selected_at")
         since = datetime.fromisoformat(since_text) if since_text else None
         new: dict[str, int] = {}
-        for ex in store.accepted_examples(since=since):
+        for ex in store.accepted_fixes(since=since):
             if ex.route != FALLBACK and not is_held_out(ex.fix_id):
                 new[ex.route] = new.get(ex.route, 0) + 1
         targets = sorted(r for r, n in new.items() if n >= self.config.min_new_examples)

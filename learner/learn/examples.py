@@ -20,7 +20,7 @@ from learner.fix.prompt import PromptRegion, build_prompt, format_answer
 from learner.fix.router import FALLBACK, ROUTES, route_for_code
 from learner.records import Route, RustDiagnostic
 from learner.rust import items
-from learner.store import TrainingExample as AcceptedFix
+from learner.store import AcceptedFix
 
 #: Where an example came from: the user's own accepted or edited fix, or a mutation of correct code.
 SOURCES = ("store", "mutation")

@@ -124,7 +124,7 @@ def heldout_examples(settings: Settings) -> list[TrainingExample]:
 
 def heldout_fix_ids(store: Store) -> tuple[str, ...]:
     """Every held-out fix id (what the trainer must exclude)."""
-    return tuple(sorted({ex.fix_id for ex in store.accepted_examples() if is_held_out(ex.fix_id)}))
+    return tuple(sorted({ex.fix_id for ex in store.accepted_fixes() if is_held_out(ex.fix_id)}))
 
 
 def answer_fixes(example: TrainingExample, answer: str) -> bool:

@@ -26,7 +26,7 @@ Feedback (LSP server)::
 
 Learning::
 
-    store.accepted_examples(route=None, since=None) -> list[TrainingExample]   # edited ones weigh most
+    store.accepted_fixes(route=None, since=None) -> list[AcceptedFix]   # edited ones weigh most
     store.route_counts() -> {route: {kind: n}};  store.counts() -> {name: n}
     store.record_training_set(route, path, n_examples=, sha=, source_fix_ids=) -> TrainingSetRecord
     store.register_candidate(version, route=, path=, metrics=, parent_version=, base_model=) -> AdapterVersion
@@ -76,6 +76,7 @@ from learner.store.records import (
     EDITED_WEIGHT,
     HEARTBEAT_SOURCES,
     OUTCOME_KINDS,
+    AcceptedFix,
     AdapterVersion,
     DiagnosticRecord,
     EvalCaseResult,
@@ -84,7 +85,6 @@ from learner.store.records import (
     ForgetReport,
     LearnerCycle,
     OutcomeRecord,
-    TrainingExample,
     TrainingSetRecord,
 )
 from learner.store.registry import RegistryMixin
@@ -100,6 +100,7 @@ __all__ = [
     "HEARTBEAT_SOURCES",
     "OUTCOME_KINDS",
     "SQLITE_HEADER",
+    "AcceptedFix",
     "AdapterVersion",
     "AsyncWriter",
     "DiagnosticRecord",
@@ -116,7 +117,6 @@ __all__ = [
     "StoreCorrupt",
     "StoreError",
     "StoreTooNew",
-    "TrainingExample",
     "TrainingSetRecord",
     "migrations",
 ]

@@ -25,10 +25,10 @@ from learner.store.records import (
     EDITED_WEIGHT,
     HEARTBEAT_SOURCES,
     OUTCOME_KINDS,
+    AcceptedFix,
     DiagnosticRecord,
     FixRecord,
     OutcomeRecord,
-    TrainingExample,
 )
 
 #: The newest suggestion row per fix_id: the same fix offered twice is one fix.
@@ -229,7 +229,7 @@ class FeedbackMixin(StoreBase):
 
     # ------------------------------------------------------------------ learning queries
 
-    def accepted_examples(self, route: str | None = None, since: datetime | None = None) -> list[TrainingExample]:
+    def accepted_fixes(self, route: str | None = None, since: datetime | None = None) -> list[AcceptedFix]:
         """Training targets: accepted fixes (target = the fix's result) and edited ones (target = the
         user's final code, ``edited=True``, weight :data:`EDITED_WEIGHT`).
 
@@ -256,7 +256,7 @@ class FeedbackMixin(StoreBase):
             edited = r["edited_code"] is not None
             examples.append(
                 _from_row(
-                    TrainingExample,
+                    AcceptedFix,
                     r,
                     target=r["edited_code"] if edited else r["after_text"],
                     edited=edited,

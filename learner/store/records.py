@@ -2,7 +2,7 @@
 
 Why: rows never leave the store package as dicts; callers get these immutable values. A field
 is named after the column it comes from (``FixRecord.edits`` is decoded from ``edits_json``;
-``TrainingExample`` is a join), which lets ``db._from_row`` map most of a row
+``AcceptedFix`` is a join), which lets ``db._from_row`` map most of a row
 by name.
 """
 
@@ -72,8 +72,11 @@ class OutcomeRecord:
 
 
 @dataclass(frozen=True)
-class TrainingExample:
-    """One supervised target: the diagnostic in its context, and the code the user kept."""
+class AcceptedFix:
+    """A fix the user accepted or edited: the diagnostic in its context, and the code the user kept.
+
+    The learner turns it into a :class:`learner.learn.examples.TrainingExample`.
+    """
 
     fix_id: str
     route: str

@@ -309,8 +309,8 @@ def test_server_and_learner_writing_together_lose_and_duplicate_nothing(tmp_path
         counts = store.counts()
         assert written > 20 and cycles > 5
         assert counts["diagnostics"] == counts["suggestions"] == counts["accepted"] == written
-        assert len(store.accepted_examples()) == written
-        assert len({e.fix_id for e in store.accepted_examples()}) == written
+        assert len(store.accepted_fixes()) == written
+        assert len({e.fix_id for e in store.accepted_fixes()}) == written
         assert counts["learner_cycles"] == cycles
         assert all(c.outcome == "nothing-to-learn" for c in store.cycles(limit=cycles))
 

@@ -234,7 +234,7 @@ def test_accepted_examples_never_include_rejected_fixes_and_prefer_edited_code(s
     store.record_outcome(fixes[4].fix_id, "edited", "fn f4() { mine }")
     store.record_outcome(fixes[5].fix_id, "accepted")
     store.record_outcome(fixes[5].fix_id, "edited", "fn f5() { mine }")
-    examples = {e.fix_id: e for e in store.accepted_examples()}
+    examples = {e.fix_id: e for e in store.accepted_fixes()}
     assert set(examples) == {fixes[0].fix_id, fixes[4].fix_id, fixes[5].fix_id}
     assert examples[fixes[0].fix_id].target == "fn f0() { x0 }"
     assert not examples[fixes[0].fix_id].edited
@@ -253,9 +253,9 @@ def test_accepted_examples_filter_by_route_and_time(db_path: Path) -> None:
         clock.advance(days=2)
         new = offer(s, 2, route="borrow")
         s.record_outcome(new.fix_id, "accepted")
-        assert [e.fix_id for e in s.accepted_examples(route="borrow")] == [new.fix_id]
-        assert [e.fix_id for e in s.accepted_examples(since=clock.now - timedelta(days=1))] == [new.fix_id]
-        assert [e.fix_id for e in s.accepted_examples()] == [old.fix_id, new.fix_id]
+        assert [e.fix_id for e in s.accepted_fixes(route="borrow")] == [new.fix_id]
+        assert [e.fix_id for e in s.accepted_fixes(since=clock.now - timedelta(days=1))] == [new.fix_id]
+        assert [e.fix_id for e in s.accepted_fixes()] == [old.fix_id, new.fix_id]
         assert s.route_counts() == {ROUTE: {"accepted": 1}, "borrow": {"accepted": 1}}
 
 
@@ -362,7 +362,7 @@ def test_forget_before_a_date_deletes_only_older_records_and_sets_built_from_the
         report = s.forget(before=datetime(2025, 1, 5, tzinfo=UTC))
         assert report.counts == {"suggestions": 1, "diagnostics": 1, "outcomes": 1, "training_sets": 1}
         assert report.training_sets == (mixed,)
-        assert [e.fix_id for e in s.accepted_examples()] == [new.fix_id]
+        assert [e.fix_id for e in s.accepted_fixes()] == [new.fix_id]
         assert s.training_sets() == [fresh]
         assert s.fix(old.fix_id) is None
 
@@ -420,7 +420,7 @@ def test_export_then_import_reproduces_every_record(store: Store, tmp_path: Path
         second = io.StringIO()
         copy.export_jsonl(second)
         assert second.getvalue().splitlines()[1:] == first.getvalue().splitlines()[1:]
-        assert copy.accepted_examples() == store.accepted_examples()
+        assert copy.accepted_fixes() == store.accepted_fixes()
         assert copy.active_versions() == store.active_versions()
         with pytest.raises(InvalidRecord, match="empty store"):
             copy.import_jsonl(io.StringIO(first.getvalue()))
@@ -502,7 +502,7 @@ def _read_while_written(path: str, duration_s: float) -> int:
             counts = store.counts()
             now = (counts["outcomes"], counts["eval_results"])
             assert now[0] >= last[0] and now[1] >= last[1], (last, now)
-            store.accepted_examples()
+            store.accepted_fixes()
             last = now
             reads += 1
     return reads
