@@ -117,6 +117,14 @@ class RustDiagnostic:
         return f"{self.code or 'nocode'}@{where}#{digest}"
 
 
+#: The route of errors no table entry names: it answers with the base model, no adapter.
+FALLBACK_ROUTE = "fallback"
+#: The registry entry of a Share set (one artifact holding every route's coefficients).
+SHARE_ROUTE = "share"
+#: The registry entry of the naive baseline (one LoRA trained on every route in turn).
+NAIVE_LORA_ROUTE = "naive-lora"
+
+
 @dataclass(frozen=True)
 class Route:
     """An error family: picks the adapter and the short hint the model sees."""
@@ -127,7 +135,7 @@ class Route:
 
     @property
     def is_fallback(self) -> bool:
-        return self.name == "fallback"
+        return self.name == FALLBACK_ROUTE
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ exit with status 2; they never show a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +15,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from learner.config import Settings
+from learner.progress import Progress as ProgressSink
 
 app = typer.Typer(
     name="sleepy-coder",
@@ -54,7 +54,7 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def progress_printer(enabled: bool) -> tuple[Callable[[str, float | None], None], Progress | None]:
+def progress_printer(enabled: bool) -> tuple[ProgressSink, Progress | None]:
     """A rich spinner for long steps (model preparation, generation); silent when not a terminal."""
     if not enabled:
         return (lambda message, fraction: None), None

@@ -97,7 +97,7 @@ def run_cmd(
                 seeds=seeds,
                 jobs=jobs,
                 temperature=temperature,
-                progress=lambda message: err_console.print(f"[dim]{escape(message)}[/]"),
+                progress=lambda message, _fraction: err_console.print(f"[dim]{escape(message)}[/]"),
             )
             _print_run(store, result.run_id)
     except SleepyCoderError as exc:
@@ -163,7 +163,7 @@ def continual_cmd(
                 store,
                 attempts=attempts,
                 jobs=jobs,
-                progress=lambda message: err_console.print(f"[dim]{escape(message)}[/]"),
+                progress=lambda message, _fraction: err_console.print(f"[dim]{escape(message)}[/]"),
             )
             result = continual_runs(store)
     except NoAdapters as exc:

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from learner.records import FALLBACK_ROUTE, NAIVE_LORA_ROUTE
+
 if TYPE_CHECKING:
     from learner.store import Store
 
@@ -98,7 +100,7 @@ class ProtocolStep:
     versions: dict[str, str]
 
 
-def protocol_steps(store: Store, exclude: Sequence[str] = ("naive-lora", "fallback")) -> list[ProtocolStep]:
+def protocol_steps(store: Store, exclude: Sequence[str] = (NAIVE_LORA_ROUTE, FALLBACK_ROUTE)) -> list[ProtocolStep]:
     """Families in the order their first adapter was registered, each with the adapters known by then.
 
     A family's first registered version marks its learning step; the snapshot at that step is

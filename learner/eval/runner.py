@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +33,7 @@ from learner.fix.pipeline import apply_fix, check_path, fix_diagnostic
 from learner.fix.router import route_for, route_for_code
 from learner.model.adapters import AdapterSelection
 from learner.model.handle import RuntimeHandle
+from learner.progress import Progress, no_progress
 from learner.records import DiagnosticFixes, RustDiagnostic
 from learner.rust.scratch import program_file
 from learner.rust.source import unified_diff
@@ -42,7 +43,6 @@ from learner.store import EvalCaseResult, Store
 
 #: At most this many errors are fixed one after another in one case.
 MAX_STEPS = 4
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ def run_eval(
     temperature: float = 0.7,
     runtime: RuntimeHandle | None = None,
     adapters: AdapterSelection | None = None,
-    progress: Progress = lambda message: None,
+    progress: Progress = no_progress,
     meta: dict[str, Any] | None = None,
 ) -> EvalRunResult:
     """Evaluate ``strategy_name`` on ``case_set`` and record the run; returns its outcomes."""
@@ -212,7 +212,7 @@ def run_eval(
     cases, leakage = check_cases(case_set.cases, training_index(store))
     ctx = StrategyContext(settings, store, runtime or RuntimeHandle(settings), temperature, adapters)
     strategy = build_strategy(strategy_name, ctx)
-    progress(f"preparing strategy {strategy_name}")
+    progress(f"preparing strategy {strategy_name}", None)
     try:
         info = strategy.prepare()
         return _run_prepared(
@@ -270,7 +270,7 @@ def _run_prepared(
                 if outcome.not_graded is not None:
                     continue
                 _record(store, run_id, outcome)
-            progress(f"{done}/{len(cases)} {case.id}")
+            progress(f"{done}/{len(cases)} {case.id}", done / len(cases))
     not_graded = {o.case_id: o.not_graded for o in outcomes if o.not_graded is not None}
     skipped.extend(SkippedCase(cid, why) for cid, why in sorted(not_graded.items()))
     seconds = time.monotonic() - started
@@ -329,7 +329,7 @@ def run_continual(
     *,
     attempts: int | None = None,
     jobs: int = 2,
-    progress: Progress = lambda message: None,
+    progress: Progress = no_progress,
 ) -> list[EvalRunResult]:
     """The continual protocol: after each learned family, evaluate every family's cases with its adapters."""
     from learner.eval.continual import protocol_steps
@@ -346,7 +346,7 @@ def run_continual(
     runtime = RuntimeHandle(settings)
     results = []
     for step in steps:
-        progress(f"step {step.index + 1}/{len(steps)}: after learning {step.family}")
+        progress(f"step {step.index + 1}/{len(steps)}: after learning {step.family}", step.index / len(steps))
         selection = AdapterSelection(tuple(Path(p) for p in step.paths), step.versions)
         results.append(
             run_eval(

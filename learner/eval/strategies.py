@@ -18,6 +18,7 @@ from learner.errors import SleepyCoderError
 from learner.fix.sources import FixSource, ModelFixSource, RustcSuggestionSource
 from learner.model import adapters as adapter_files
 from learner.model.handle import ModelUnavailable, RuntimeHandle
+from learner.records import NAIVE_LORA_ROUTE
 
 if TYPE_CHECKING:
     from learner.store import Store
@@ -254,4 +255,4 @@ register_strategy("model+hints", lambda ctx: ModelHintsStrategy(ctx, "model+hint
 register_strategy("pipeline", lambda ctx: PipelineStrategy(ctx, "pipeline"))
 register_strategy("routed", lambda ctx: RoutedStrategy(ctx, "routed"))
 register_strategy("averaged", lambda ctx: AveragedStrategy(ctx, "averaged"))
-register_strategy("naive-lora", lambda ctx: NaiveLoraStrategy(ctx, "naive-lora"))
+register_strategy(NAIVE_LORA_ROUTE, lambda ctx: NaiveLoraStrategy(ctx, NAIVE_LORA_ROUTE))

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from learner.records import Route, RustDiagnostic
-
-FALLBACK = "fallback"
+from learner.records import FALLBACK_ROUTE, Route, RustDiagnostic
 
 #: (route name, hint for the model, error codes). Order is irrelevant; a code appears once.
 _TABLE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -105,7 +103,7 @@ _TABLE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 _FALLBACK_ROUTE = Route(
-    FALLBACK,
+    FALLBACK_ROUTE,
     "Fix the compile error with the smallest change that keeps the code's intent; do not delete code.",
 )
 
@@ -115,7 +113,7 @@ BORROWCK_ROUTES = frozenset({"moved-value", "borrow-conflict", "mutability", "da
 
 
 def _build() -> tuple[dict[str, Route], dict[str, Route]]:
-    by_name: dict[str, Route] = {FALLBACK: _FALLBACK_ROUTE}
+    by_name: dict[str, Route] = {FALLBACK_ROUTE: _FALLBACK_ROUTE}
     by_code: dict[str, Route] = {}
     for name, hint, codes in _TABLE:
         route = Route(name, hint, codes)

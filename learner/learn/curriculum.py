@@ -38,10 +38,10 @@ from learner.config import Settings
 from learner.errors import SleepyCoderError
 from learner.files import JsonLinesError, read_jsonl, write_atomic
 from learner.fix.prompt import PromptRegion, build_prompt, collect_regions, format_answer
-from learner.fix.router import FALLBACK, ROUTES, route_for, route_for_code
+from learner.fix.router import ROUTES, route_for, route_for_code
 from learner.learn.benchmark import BenchmarkGuard, default_guard
 from learner.learn.examples import ExampleFormatError, TrainingExample, from_accepted_fix, from_regions
-from learner.records import RustDiagnostic
+from learner.records import FALLBACK_ROUTE, RustDiagnostic
 from learner.rust import items
 from learner.rust.check import CheckCancelled, check
 from learner.rust.crate import CrateRef, locate_crate
@@ -408,10 +408,10 @@ def build_curriculum(
 
 
 def _wanted_routes(routes: Sequence[str] | None) -> list[str]:
-    trainable = sorted({r for op in OPERATORS for r in op.routes} | (set(routes or ()) - {FALLBACK}))
+    trainable = sorted({r for op in OPERATORS for r in op.routes} | (set(routes or ()) - {FALLBACK_ROUTE}))
     if routes is None:
         return trainable
-    unknown = [r for r in routes if r not in ROUTES or r == FALLBACK]
+    unknown = [r for r in routes if r not in ROUTES or r == FALLBACK_ROUTE]
     if unknown:
         raise CurriculumError(f"unknown or untrainable route(s) {', '.join(unknown)}; see `sleepy-coder routes`")
     return list(dict.fromkeys(routes))

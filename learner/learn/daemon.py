@@ -320,20 +320,20 @@ class Learner:
 
     def _targets(self, store: Store) -> tuple[list[str], dict[str, int]]:
         """Routes with enough new, trainable (not held-out, not fallback) accepted fixes since the last training."""
-        from learner.fix.router import FALLBACK
+        from learner.records import FALLBACK_ROUTE
 
         since_text = _last_details(store, "selected_at", outcomes=TRAINED_OUTCOMES).get("selected_at")
         since = datetime.fromisoformat(since_text) if since_text else None
         new: dict[str, int] = {}
         for ex in store.accepted_fixes(since=since):
-            if ex.route != FALLBACK and not is_held_out(ex.fix_id):
+            if ex.route != FALLBACK_ROUTE and not is_held_out(ex.fix_id):
                 new[ex.route] = new.get(ex.route, 0) + 1
         targets = sorted(r for r, n in new.items() if n >= self.config.min_new_examples)
         return targets, new
 
     def _pending_candidate(self, store: Store) -> tuple[AdapterVersion, list[str]] | None:
         """The newest ungated Share candidate (older ones are superseded), with its target routes."""
-        from learner.learn.phases import SHARE_ROUTE
+        from learner.records import SHARE_ROUTE
 
         candidates = [c for c in store.adapters(route=SHARE_ROUTE, status="candidate") if Path(c.path).is_dir()]
         if not candidates:

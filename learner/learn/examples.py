@@ -17,8 +17,8 @@ from typing import Any
 
 from learner.errors import SleepyCoderError
 from learner.fix.prompt import PromptRegion, build_prompt, format_answer
-from learner.fix.router import FALLBACK, ROUTES, route_for_code
-from learner.records import Route, RustDiagnostic
+from learner.fix.router import ROUTES, route_for_code
+from learner.records import FALLBACK_ROUTE, Route, RustDiagnostic
 from learner.rust import items
 from learner.store import AcceptedFix
 
@@ -131,7 +131,7 @@ def from_accepted_fix(fix: AcceptedFix) -> TrainingExample | None:
     the target is the code the user kept.
     """
     route = ROUTES.get(fix.route) or route_for_code(fix.code)
-    if route.name == FALLBACK or not fix.before_text.strip() or not fix.target.strip():
+    if route.name == FALLBACK_ROUTE or not fix.before_text.strip() or not fix.target.strip():
         return None
     before = fix.before_text.encode()
     label = items.region_at(fix.file, before, 0, 0).label

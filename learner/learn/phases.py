@@ -31,16 +31,12 @@ from learner.errors import SleepyCoderError
 from learner.learn.curriculum import CurriculumConfig, Snippet, build_curriculum, load_training_set
 from learner.learn.examples import TrainingExample
 from learner.learn.train import StepCallback, TrainConfig
+from learner.records import NAIVE_LORA_ROUTE, SHARE_ROUTE
 
 if TYPE_CHECKING:
     from learner.model.runtime import ModelRuntime
     from learner.share import ShareAdapters, ShareConfig
     from learner.store import Store
-
-#: The registry route under which Share adapter sets (all routes in one artifact) are registered.
-SHARE_ROUTE = "share"
-#: The registry route of the naive sequential-LoRA baseline.
-NAIVE_ROUTE = "naive-lora"
 
 
 class LearnError(SleepyCoderError):
@@ -455,7 +451,7 @@ class _Run:
 
         write_atomic_dir(target, fill)
         summary = {
-            "kind": "share",
+            "kind": SHARE_ROUTE,
             "routes": adapters.routes,
             "phases": self.report.phases_done,
             "parameters": metrics["parameters"],
@@ -487,8 +483,8 @@ class _Run:
 
         adapters_active = self.runtime.model
         config = self.options.train_config(self.options.lora_lr)
-        version = f"{NAIVE_ROUTE}-{_utc_stamp()[:16]}Z"
-        out = self.settings.adapters_dir / NAIVE_ROUTE / version
+        version = f"{NAIVE_LORA_ROUTE}-{_utc_stamp()[:16]}Z"
+        out = self.settings.adapters_dir / NAIVE_LORA_ROUTE / version
         self.reporter.message(f"naive baseline: one LoRA over {', '.join(routes)} in sequence")
         model, outcomes = train_lora_sequence(
             adapters_active,
@@ -509,9 +505,9 @@ class _Run:
         _write_json(out / "training.json", {"order": routes, "losses": losses})
         self.store.register_candidate(
             version,
-            route=NAIVE_ROUTE,
+            route=NAIVE_LORA_ROUTE,
             path=out,
-            metrics={"kind": "naive-lora", "order": routes},
+            metrics={"kind": NAIVE_LORA_ROUTE, "order": routes},
             base_model=self.settings.model,
         )
         self.report.naive_version, self.report.naive_artifact = version, out

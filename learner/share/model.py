@@ -37,9 +37,9 @@ import torch
 from torch import Tensor, nn
 
 from learner.files import write_atomic
+from learner.records import FALLBACK_ROUTE
 from learner.share import functional as F
 from learner.share.config import (
-    FALLBACK_ROUTE,
     MergeRefusedError,
     ShareConfig,
     ShareError,

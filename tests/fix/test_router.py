@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from learner.fix.router import FALLBACK, ROUTES, known_codes, route_for_code
+from learner.fix.router import ROUTES, known_codes, route_for_code
+from learner.records import FALLBACK_ROUTE
 
 REQUIRED_CODES = [
     "E0308",
@@ -42,8 +43,8 @@ def test_route_table_covers_at_least_forty_codes() -> None:
 def test_e0382_routes_to_moved_value_and_unknown_codes_fall_back() -> None:
     assert route_for_code("E0382").name == "moved-value"
     assert route_for_code("E0308").name == "mismatched-types"
-    assert route_for_code("E9999").name == FALLBACK
-    assert route_for_code(None).name == FALLBACK
+    assert route_for_code("E9999").name == FALLBACK_ROUTE
+    assert route_for_code(None).name == FALLBACK_ROUTE
 
 
 def test_every_route_has_a_hint() -> None:

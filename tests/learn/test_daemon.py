@@ -26,8 +26,8 @@ from learner.learn.daemon import AlreadyRunning, DaemonConfig, InstanceLock, Lea
 from learner.learn.examples import TrainingExample
 from learner.learn.gate import GateConfig, is_held_out
 from learner.learn.idle import IdleDetector
-from learner.learn.phases import SHARE_ROUTE
 from learner.model.hotswap import HotSwap
+from learner.records import SHARE_ROUTE
 from learner.store import Store
 from tests.learn.test_curriculum import CORPUS
 

@@ -14,8 +14,8 @@ from learner.learn.gate import (
     is_held_out,
     record_decision,
 )
-from learner.learn.phases import SHARE_ROUTE
 from learner.model.runtime import load_runtime
+from learner.records import SHARE_ROUTE
 from learner.stats import Rate
 from learner.store import Store
 from tests.learn.test_daemon import ROUTE, _promote_a_previous_version, seeded  # noqa: F401 - fixture

@@ -11,7 +11,7 @@ import torch
 
 from learner.config import Settings
 from learner.learn.curriculum import load_training_set
-from learner.learn.phases import SHARE_ROUTE, LearnOptions, LearnReport, artifact_metrics, run_learning
+from learner.learn.phases import LearnOptions, LearnReport, artifact_metrics, run_learning
 from learner.learn.train import (
     IGNORE_INDEX,
     collate,
@@ -21,6 +21,7 @@ from learner.learn.train import (
     weighted_loss,
 )
 from learner.model.runtime import ModelRuntime, load_runtime
+from learner.records import SHARE_ROUTE
 from learner.share import ShareAdapters
 from learner.store import Store
 from tests.learn.test_curriculum import CORPUS

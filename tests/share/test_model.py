@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from learner.records import FALLBACK_ROUTE
 from learner.share import (
-    FALLBACK_ROUTE,
     MergeRefusedError,
     ShareAdapters,
     ShareConfig,
