@@ -8,16 +8,14 @@ compiled as a ``lib`` (a missing main must never be what is graded), and cases m
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from learner.errors import SleepyCoderError
-
-_MAIN_FN = re.compile(r"(?m)^\s*(pub\s+)?fn\s+main\s*\(")
+from learner.files import JsonLinesError, read_jsonl
+from learner.rust.crate import has_main_fn
 
 
 class CaseFormatError(SleepyCoderError):
@@ -62,13 +60,9 @@ class CaseSet:
     files: tuple[str, ...]
 
 
-def has_main(code: str) -> bool:
-    return bool(_MAIN_FN.search(code))
-
-
 def compile_crate_type(crate_type: str, broken: str, fixed: str | None) -> str:
     """``lib`` for a bin whose program or reference lacks ``fn main``, else the declared type."""
-    if crate_type == "bin" and (not has_main(broken) or (fixed is not None and not has_main(fixed))):
+    if crate_type == "bin" and (not has_main_fn(broken) or (fixed is not None and not has_main_fn(fixed))):
         return "lib"
     return crate_type
 
@@ -126,16 +120,11 @@ def load_cases(paths: Iterable[Path], *, include_invalid: bool = False, limit: i
         path = Path(path)
         files.append(str(path))
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CaseFormatError(f"cannot read cases from {path}: {exc}") from exc
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+            rows = list(read_jsonl(path))
+        except JsonLinesError as exc:
+            raise CaseFormatError(f"cannot read cases: {exc}") from exc
+        for number, row in rows:
             try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError("a case must be a JSON object")
                 case = parse_case(row, path.stem)
             except ValueError as exc:
                 raise CaseFormatError(f"{path}:{number}: not a valid case: {exc}") from exc

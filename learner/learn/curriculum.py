@@ -44,7 +44,7 @@ from learner.learn.examples import ExampleFormatError, TrainingExample, from_acc
 from learner.records import FALLBACK_ROUTE, RustDiagnostic
 from learner.rust import items
 from learner.rust.check import CheckCancelled, check
-from learner.rust.crate import CrateRef, locate_crate
+from learner.rust.crate import CrateRef, has_main_fn, locate_crate
 from learner.rust.mutations import OPERATORS, Mutation, Operator, mutations
 from learner.rust.normalise import source_hash
 from learner.rust.scratch import ScratchCrate, lone_file, rust_files
@@ -56,7 +56,6 @@ CACHE_VERSION = 1
 PER_SOURCE_OPERATOR = 2
 _SKIP_CLASSES = ("ignore", "compile_fail", "does_not_compile", "not_desired_behavior", "text", "console")
 _DOC_BOOKS = ("book", "rust-by-example")
-_MAIN_FN = re.compile(r"(?m)^\s*(pub\s+)?(async\s+)?fn\s+main\s*\(")
 
 
 class CurriculumError(SleepyCoderError):
@@ -80,7 +79,7 @@ def snippet_from_block(origin: str, code: str, edition: str = "2021") -> Snippet
     """A documentation block as a compilable file: bins keep their ``main``, item-only code is a
     lib, and loose statements are wrapped in ``fn main``. Blocks that do not parse are skipped."""
     code = code.strip("\n") + "\n"
-    if _MAIN_FN.search(code):
+    if has_main_fn(code):
         return Snippet(origin, code, "bin", edition) if not items.has_syntax_errors(code.encode()) else None
     if not items.has_syntax_errors(code.encode()):
         root = items.parse(code.encode())
@@ -378,14 +377,7 @@ def build_curriculum(
         for workspace, origin in workspaces:
             if done():
                 break
-            original = workspace.data.decode("utf-8", "replace")
-            digest = source_hash(original)
-            if digest in seen:
-                stats["duplicates"] += 1
-                continue
-            seen.add(digest)
-            if leakage.is_benchmark(original):
-                stats["leaked_sources"] += 1
+            if not _admit(workspace.data.decode("utf-8", "replace"), "leaked_sources", seen, leakage, stats):
                 continue
             stats["sources"] += 1
             if not _compiles(settings, workspace, stats):
@@ -473,18 +465,25 @@ def _mutants(
         if per_operator.get(operator.name, 0) >= PER_SOURCE_OPERATOR:
             continue
         broken = mutation.apply(workspace.data).decode("utf-8", "replace")
-        digest = source_hash(broken)
-        if digest in seen:
-            stats["duplicates"] += 1
-            continue
-        seen.add(digest)
-        if leakage.is_benchmark(broken):
-            stats["leaked_mutants"] += 1
+        if not _admit(broken, "leaked_mutants", seen, leakage, stats):
             continue
         per_operator[operator.name] = per_operator.get(operator.name, 0) + 1
         key = hashlib.sha256(f"{workspace.key()}|{operator.name}".encode() + b"\0" + broken.encode()).hexdigest()
         jobs.append((operator, mutation, key))
     return jobs
+
+
+def _admit(code: str, leaked: str, seen: set[str], leakage: BenchmarkGuard, stats: dict[str, Any]) -> bool:
+    """Is ``code`` new (not a normalised duplicate of one seen) and not a benchmark program? Counts why not."""
+    digest = source_hash(code)
+    if digest in seen:
+        stats["duplicates"] += 1
+        return False
+    seen.add(digest)
+    if leakage.is_benchmark(code):
+        stats[leaked] += 1
+        return False
+    return True
 
 
 def _run_job(

@@ -16,7 +16,12 @@ from pathlib import Path
 from learner.errors import NotACrate, ToolchainMissing
 from learner.rust.toolchain import cargo_path
 
-_MAIN_FN = re.compile(rb"(?m)^\s*(pub\s+)?fn\s+main\s*\(")
+_MAIN_FN = re.compile(r"(?m)^\s*(pub\s+)?(async\s+)?fn\s+main\s*\(")
+
+
+def has_main_fn(code: str) -> bool:
+    """Does this Rust source define ``fn main`` (so it builds as a binary)? A line-start match, not a parse."""
+    return bool(_MAIN_FN.search(code))
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ def locate_crate(path: Path, edition: str = "2021") -> CrateRef:
     if manifest is not None:
         return CrateRef(root=_workspace_root(manifest), manifest=_workspace_manifest(manifest))
     if path.is_file() and path.suffix == ".rs":
-        crate_type = "bin" if _MAIN_FN.search(path.read_bytes()) else "lib"
+        crate_type = "bin" if has_main_fn(path.read_bytes().decode("utf-8", "replace")) else "lib"
         return CrateRef(root=path.parent, single_file=path.name, edition=edition, crate_type=crate_type)
     raise NotACrate(
         f"{path} is not inside a cargo crate (no Cargo.toml above it) and is not a .rs file; "
