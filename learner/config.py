@@ -106,6 +106,16 @@ class Settings:
         return self.data_dir / "logs"
 
     @property
+    def learner_log(self) -> Path:
+        """The learner daemon's log (the server points the user at it when a cycle fails)."""
+        return self.logs_dir / "learner.log"
+
+    @property
+    def learner_lock(self) -> Path:
+        """Held by the running learner, so a second one in the same data home refuses to start."""
+        return self.data_dir / "learner.lock"
+
+    @property
     def training_dir(self) -> Path:
         """Derived training sets and checkpoints (deleted with ``data forget``)."""
         return self.data_dir / "training"

@@ -7,21 +7,18 @@ Their JSON shapes are what the clients parse (``vscode-extension/src/common/stat
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from learner.config import Settings
+from learner.learn.forget import forget as forget_data
 from learner.model.handle import RuntimeHandle
 from learner.store import Store
 
 #: ``python -m learner`` arguments that run one learning cycle now (not waiting for idle time),
 #: detached from the server.
 LEARN_ARGS = ("learn", "--daemon", "--once", "--now")
-#: The CLI module that provides ``sleepy-coder learn``.
-LEARN_MODULE = "learner.cli.learn"
 #: A learner that dies within this many seconds is reported as failed, with its log.
 LEARN_STARTUP_S = 1.5
 
@@ -55,10 +52,7 @@ def forget(store: Store | None) -> dict[str, int]:
     """Delete every recorded diagnostic, fix and outcome, and the training files built from them."""
     if store is None:
         return {}
-    report = store.forget()
-    for training_set in report.training_sets:
-        Path(training_set.path).unlink(missing_ok=True)
-    return dict(report.counts)
+    return forget_data(store).counts
 
 
 def report_path(settings: Settings) -> dict[str, str] | None:
@@ -70,10 +64,8 @@ def learn_now(settings: Settings) -> str:
     """Start one learning cycle in a separate process; say what happened in one sentence."""
     if not settings.learning_enabled:
         return "learning is turned off (sleepyCoder.learningEnabled = false)"
-    if importlib.util.find_spec(LEARN_MODULE) is None:
-        return "this sleepy-coder has no learner yet (no `sleepy-coder learn` command); nothing was started"
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    log_path = settings.logs_dir / "learner.log"
+    log_path = settings.learner_log
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "learner", *LEARN_ARGS, "--model", settings.model],

@@ -196,7 +196,7 @@ def data_forget(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete your recorded fixes (all, or older than --before) and the training sets built from them."""
-    from learner.learn.daemon import remove_training_files
+    from learner.learn.forget import forget
 
     cutoff = parse_date(before) if before else None
     what = f"records older than {cutoff.isoformat()}" if cutoff else "ALL recorded diagnostics, fixes and outcomes"
@@ -204,28 +204,27 @@ def data_forget(
         raise typer.Exit(code=1)
     settings = ready_settings()
     with _store(settings) as store:
-        report = store.forget(before=cutoff)
-    removed = remove_training_files(report.training_sets)
-    counts = ", ".join(f"{n} {table}" for table, n in report.counts.items())
-    console.print(f"deleted {counts}; removed {len(removed)} training file(s)")
-    for path in removed:
+        forgotten = forget(store, before=cutoff)
+    counts = ", ".join(f"{n} {table}" for table, n in forgotten.counts.items())
+    console.print(f"deleted {counts}; removed {len(forgotten.files)} training file(s)")
+    for path in forgotten.files:
         console.print(f"  [dim]{escape(path)}[/]")
 
 
 @data_app.command("retention")
 def data_retention() -> None:
     """Apply ``retention_days`` now (the learner also does it at the start of every cycle)."""
-    from learner.learn.daemon import remove_training_files
+    from learner.learn.forget import apply_retention
 
     settings = ready_settings()
     if settings.retention_days <= 0:
         console.print("retention is off (retention_days = 0): nothing is deleted")
         return
     with _store(settings) as store:
-        report = store.apply_retention(settings.retention_days)
-    removed = remove_training_files(report.training_sets)
+        forgotten = apply_retention(store, settings.retention_days)
     console.print(
-        f"kept the last {settings.retention_days} days: deleted {report.total} records, {len(removed)} training file(s)"
+        f"kept the last {settings.retention_days} days: deleted {forgotten.total} records, "
+        f"{len(forgotten.files)} training file(s)"
     )
 
 

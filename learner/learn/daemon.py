@@ -47,6 +47,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
+from learner.learn.forget import apply_retention
 from learner.learn.gate import GateConfig, evaluate_candidate, heldout_fix_ids, is_held_out, record_decision
 from learner.learn.idle import IdleDetector, LearningPaused, PauseSwitch
 from learner.learn.train import StepCallback
@@ -58,8 +59,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("learner.learn.daemon")
 
-LOCK_NAME = "learner.lock"
-LOG_NAME = "learner.log"
 STEP_DELAY_ENV = "SLEEPY_CODER_TEST_STEP_DELAY_S"
 PAUSE_AT_ENV = "SLEEPY_CODER_TEST_PAUSE_AT"
 PAUSE_S_ENV = "SLEEPY_CODER_TEST_PAUSE_S"
@@ -79,7 +78,7 @@ class AlreadyRunning(DaemonError):
 
 
 def lock_path(settings: Settings) -> Path:
-    return settings.data_dir / LOCK_NAME
+    return settings.learner_lock
 
 
 class InstanceLock:
@@ -133,7 +132,7 @@ def setup_logging(settings: Settings) -> logging.Handler:
     """``logs_dir/learner.log``, 1 MB x 3 rotated files, for the whole ``learner`` package."""
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(
-        settings.logs_dir / LOG_NAME, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+        settings.learner_log, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
     package = logging.getLogger("learner")
@@ -289,9 +288,8 @@ class Learner:
         return CycleResult(cycle_id, outcome, details)
 
     def _retention(self, store: Store) -> dict[str, Any]:
-        report = store.apply_retention(self.settings.retention_days)
-        removed = remove_training_files(report.training_sets)
-        return {"deleted": report.counts, "files": removed}
+        forgotten = apply_retention(store, self.settings.retention_days)
+        return {"deleted": forgotten.counts, "files": list(forgotten.files)}
 
     def _work(
         self, store: Store, cycle_id: int, details: dict[str, Any], detector: IdleDetector, started: datetime
@@ -460,17 +458,6 @@ def _test_pause(point: str) -> None:
         for handler in logging.getLogger("learner").handlers:
             handler.flush()
         time.sleep(seconds)
-
-
-def remove_training_files(sets: Any) -> list[str]:
-    """Delete the files of forgotten training sets (a missing file is fine); return the paths removed."""
-    removed = []
-    for training_set in sets:
-        path = Path(training_set.path)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed.append(str(path))
-    return removed
 
 
 # ----------------------------------------------------------------------------- entry point
