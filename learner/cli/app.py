@@ -7,6 +7,7 @@ exit with status 2; they never show a traceback.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
@@ -49,8 +50,22 @@ def ready_settings(model: str | None = None, **overrides: Any) -> Settings:
     return settings
 
 
+#: Escape sequences and control characters (tab and newline aside) that compiler text may carry.
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def without_controls(text: str) -> str:
+    """``text`` without terminal escape sequences or control characters (what rich renders raw)."""
+    return _CONTROL.sub("", text)
+
+
+def plain(text: str) -> str:
+    """Compiler or model text made safe to print as rich markup: no terminal escapes, no markup."""
+    return escape(without_controls(text))
+
+
 def fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    err_console.print(f"[bold red]error:[/] {plain(message)}")
     return typer.Exit(code=2)
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.syntax import Syntax
 
-from learner.cli.app import ModelOption, console, fail, progress_printer, settings_from
+from learner.cli.app import ModelOption, console, fail, plain, progress_printer, settings_from, without_controls
 from learner.errors import SleepyCoderError
 from learner.records import DiagnosticFixes
 
@@ -36,6 +35,8 @@ def fix(
     from learner.fix.pipeline import apply_fix, build_sources, candidate_diff, fix_path
     from learner.model.handle import RuntimeHandle
 
+    if apply is not None and apply < 1:
+        raise fail(f"--apply counts from 1 (1 = the best fix), not {apply}")
     settings = settings_from(model, attempts=attempts, model_enabled=not no_model)
     settings.ensure_dirs()
     show_progress = not as_json and sys.stderr.isatty()
@@ -66,18 +67,20 @@ def fix(
     else:
         _print_results(results, diffs, verbose, session.crate.root)
     if apply is not None:
-        for result in results:
-            if len(result.fixes) >= apply:
-                chosen = result.fixes[apply - 1].candidate
-                try:
-                    written = apply_fix(session, chosen)
-                except SleepyCoderError as exc:
-                    raise fail(str(exc)) from None
-                if not as_json:
-                    names = ", ".join(str(p.relative_to(session.crate.root)) for p in written)
-                    console.print(f"[green]applied[/] {chosen.title} -> {names}")
-                # Later fixes were computed against the old file; check again for the rest.
-                break
+        # One fix per run: later fixes were computed against the old files, so check again for the rest.
+        first = next((r for r in results if r.fixes), None)
+        if first is None:
+            raise fail("nothing to apply: no error has a verified fix")
+        if apply > len(first.fixes):
+            raise fail(f"no fix {apply}: the first error with fixes has {len(first.fixes)} verified fix(es)")
+        chosen = first.fixes[apply - 1].candidate
+        try:
+            written = apply_fix(session, chosen)
+        except SleepyCoderError as exc:
+            raise fail(str(exc)) from None
+        if not as_json:
+            names = ", ".join(str(p.relative_to(session.crate.root)) for p in written)
+            console.print(f"[green]applied[/] {plain(chosen.title)} -> {plain(names)}")
 
 
 def _results_json(results: list[DiagnosticFixes], diffs: dict[int, str], verbose: bool) -> dict[str, Any]:
@@ -123,20 +126,22 @@ def _print_results(results: list[DiagnosticFixes], diffs: dict[int, str], verbos
         span = r.diagnostic.primary_span
         where = f"{span.file}:{span.line_start}:{span.column_start}" if span else "?"
         console.print(
-            f"\n[bold red]error\\[{r.diagnostic.code or '-'}][/] {escape(r.diagnostic.message)}  "
-            f"[dim]{where}  route: {r.route.name}[/]"
+            f"\n[bold red]error\\[{r.diagnostic.code or '-'}][/] {plain(r.diagnostic.message)}  "
+            f"[dim]{plain(where)}  route: {r.route.name}[/]"
         )
         if not r.fixes:
             console.print("  [yellow]no verified fix[/]")
         for n, v in enumerate(r.fixes, start=1):
             star = " (preferred)" if v.candidate.preferred else ""
-            console.print(f"  [bold]fix {n}[/] {v.candidate.title}{star} [dim]{v.candidate.latency_s:.2f}s[/]")
-            console.print(Syntax(diffs[id(v.candidate)].rstrip("\n"), "diff", theme="ansi_dark"))
+            console.print(f"  [bold]fix {n}[/] {plain(v.candidate.title)}{star} [dim]{v.candidate.latency_s:.2f}s[/]")
+            console.print(Syntax(without_controls(diffs[id(v.candidate)]).rstrip("\n"), "diff", theme="ansi_dark"))
         for note in r.notes:
-            console.print(f"  [dim]note: {escape(note)}[/]")
+            console.print(f"  [dim]note: {plain(note)}[/]")
         if verbose:
             for v in r.rejected:
-                console.print(f"  [dim]refused {v.candidate.source} #{v.candidate.attempt}: {v.verdict.reason}[/]")
+                console.print(
+                    f"  [dim]refused {v.candidate.source} #{v.candidate.attempt}: {plain(v.verdict.reason)}[/]"
+                )
 
 
 def routes_cmd() -> None:
@@ -145,7 +150,7 @@ def routes_cmd() -> None:
 
     for route in ROUTES.values():
         console.print(f"[bold]{route.name}[/] {' '.join(route.codes) or '(any other code)'}")
-        console.print(f"  [dim]{route.hint}[/]")
+        console.print(f"  [dim]{plain(route.hint)}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -30,6 +30,10 @@ class StaleFix(SleepyCoderError):
     """The file changed after the fix was computed; its offsets no longer apply."""
 
 
+class FixNotWritten(SleepyCoderError):
+    """The fix could not be written into the user's files (read-only tree, disk full, ...)."""
+
+
 @dataclass
 class CheckSession:
     """One check of a crate: its diagnostics and the verifier judging fixes against them."""
@@ -153,9 +157,13 @@ def apply_fix(session: CheckSession, candidate: FixCandidate) -> list[Path]:
         expected = session.snapshot.get(file)
         if expected is not None and _sha(path) != expected:
             raise StaleFix(f"{file} changed after it was checked; run the fix again")
-    _, after = session.verifier.apply(candidate.edits)
+    _, after = session.verifier.apply(candidate.edits)  # refuses files outside the crate
     for file, data in after.items():
         path = session.crate.root / file
-        write_atomic(path, data)
+        target = path.resolve() if path.is_symlink() else path  # write through the user's link, keep the link
+        try:
+            write_atomic(target, data)
+        except OSError as exc:
+            raise FixNotWritten(f"cannot write {path}: {exc.strerror or exc}") from exc
         written.append(path)
     return written

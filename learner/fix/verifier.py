@@ -17,7 +17,7 @@ from learner.fix.degenerate import degenerate_reason
 from learner.fix.router import BORROWCK_ROUTES, route_for_code
 from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict
 from learner.rust.crate import CrateRef
-from learner.rust.scratch import ScratchCrate
+from learner.rust.scratch import ScratchCrate, refuse_outside
 from learner.rust.source import apply_edits, edits_by_file, read_source
 
 
@@ -75,7 +75,9 @@ class Verifier:
         """(before, after) bytes of each file the edits touch, read from the user's tree."""
         before: dict[str, bytes] = {}
         after: dict[str, bytes] = {}
-        for file, file_edits in edits_by_file(edits).items():
+        by_file = edits_by_file(edits)
+        refuse_outside(self.crate.root, by_file, follow_links=False)
+        for file, file_edits in by_file.items():
             source = read_source(self.crate.root / file)
             before[file] = source.data
             after[file] = apply_edits(source.data, file_edits, source.crlf)

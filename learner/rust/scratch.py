@@ -16,10 +16,11 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from learner.errors import SleepyCoderError
 from learner.files import write_with_new_mtime
 from learner.rust.check import CheckResult, check
 from learner.rust.crate import CrateRef
@@ -38,6 +39,32 @@ publish = false
 
 [dependencies]
 """
+
+
+class OutsideCrate(SleepyCoderError):
+    """An edit names a file outside the crate (an absolute ``#[path]``, a ``..`` or a symlink that leaves it)."""
+
+
+def inside(root: Path, file: str, *, follow_links: bool = True) -> bool:
+    """Is ``file`` (relative to the crate ``root``) a path inside it (and, with ``follow_links``, once
+    symlinks are followed)? The user's tree is judged by name only: a source file the user symlinked in
+    is theirs to edit; a scratch mirror, which holds regular copies, is judged with links followed."""
+    rel = Path(file)
+    if rel.is_absolute() or ".." in rel.parts:
+        return False
+    if not follow_links:
+        return True
+    try:
+        return (root / rel).resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
+def refuse_outside(root: Path, files: Iterable[str], *, follow_links: bool = True) -> None:
+    """Raise :class:`OutsideCrate` for the first of ``files`` that is not :func:`inside` ``root``."""
+    for file in files:
+        if not inside(root, file, follow_links=follow_links):
+            raise OutsideCrate(f"the fix edits {file}, which is outside the crate; sleepy-coder never writes there")
 
 
 def crate_files(root: Path) -> Iterator[Path]:
@@ -115,7 +142,11 @@ class ScratchCrate:
 
     @contextlib.contextmanager
     def changed(self, files: Mapping[str, bytes]) -> Iterator[None]:
-        """The mirror with ``files`` (paths relative to the crate root) replaced; put back afterwards."""
+        """The mirror with ``files`` (paths relative to the crate root) replaced; put back afterwards.
+
+        A file outside the mirror is refused (:class:`OutsideCrate`) before anything is written.
+        """
+        refuse_outside(self.path, files)
         originals = {f: (self.path / f).read_bytes() for f in files if (self.path / f).is_file()}
         try:
             for file, data in files.items():
