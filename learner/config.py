@@ -89,6 +89,9 @@ class Settings:
     idle_minutes: float = 10.0
     #: Seconds one cargo check may take before it is abandoned.
     check_timeout_s: float = 300.0
+    #: Let sleepy-coder's own cargo runs reach the network (crates index, git dependencies). Off:
+    #: every check runs ``--offline``, so fetching is the user's ``cargo fetch``, never ours.
+    cargo_network: bool = False
     data_dir: Path = field(default_factory=default_data_dir)
     cache_dir: Path = field(default_factory=default_cache_dir)
 

@@ -56,7 +56,13 @@ def target_dir_for(settings: Settings, crate: CrateRef) -> Path:
 def check_path(path: Path, settings: Settings, cancel: threading.Event | None = None) -> CheckSession:
     """Locate the crate of ``path`` and check it in its persistent target dir."""
     crate = locate_crate(path)
-    result = check(crate, target_dir_for(settings, crate), timeout_s=settings.check_timeout_s, cancel=cancel)
+    result = check(
+        crate,
+        target_dir_for(settings, crate),
+        timeout_s=settings.check_timeout_s,
+        cancel=cancel,
+        offline=not settings.cargo_network,
+    )
     snapshot = {}
     for diag in result.errors:
         for span in (*diag.spans, *diag.secondary_spans):

@@ -68,7 +68,10 @@ class Verifier:
         self.crate = crate
         self.baseline = baseline
         self.scratch = ScratchCrate(
-            crate, settings.scratch_dir / crate.key, settings.targets_dir / f"{crate.key}-scratch"
+            crate,
+            settings.scratch_dir / crate.key,
+            settings.targets_dir / f"{crate.key}-scratch",
+            offline=not settings.cargo_network,
         )
 
     def apply(self, edits: tuple[Edit, ...]) -> tuple[dict[str, bytes], dict[str, bytes]]:

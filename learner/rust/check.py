@@ -13,6 +13,7 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +46,15 @@ def check(
     *,
     timeout_s: float = 300.0,
     cancel: threading.Event | None = None,
+    offline: bool = True,
+    config_files: Sequence[Path] = (),
 ) -> CheckResult:
-    """Type-check ``crate`` and return its diagnostics (errors and warnings, all targets)."""
+    """Type-check ``crate`` and return its diagnostics (errors and warnings, all targets).
+
+    ``offline`` passes ``--offline`` (dependencies must be fetched already); ``config_files`` are
+    cargo configuration files given with ``--config``, in increasing precedence (a scratch copy
+    lives outside the crate's ancestors, so it names their ``.cargo/config.toml`` explicitly).
+    """
     target_dir.mkdir(parents=True, exist_ok=True)
     if crate.is_single_file:
         assert crate.single_file is not None
@@ -73,6 +81,8 @@ def check(
             str(crate.manifest),
             "--target-dir",
             str(target_dir),
+            *(["--offline"] if offline else []),
+            *[arg for path in config_files for arg in ("--config", str(path))],
         ]
     env = {
         **os.environ,
@@ -85,7 +95,7 @@ def check(
     # rustc writes JSON diagnostics to stderr; cargo to stdout.
     diagnostics = parse_messages((stdout + "\n" + stderr).splitlines())
     if status != 0 and not errors(diagnostics):
-        raise CheckFailed(_failure_summary(crate, stderr))
+        raise CheckFailed(_failure_summary(crate, stderr, offline=offline and not crate.is_single_file))
     return CheckResult(tuple(diagnostics), seconds, status == 0)
 
 
@@ -114,9 +124,15 @@ def _run(
                 raise CheckFailed(f"`{' '.join(cmd[:2])}` took longer than {timeout_s:.0f} s and was stopped") from None
 
 
-def _failure_summary(crate: CrateRef, stderr: str) -> str:
+def _failure_summary(crate: CrateRef, stderr: str, *, offline: bool) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     important = [ln for ln in lines if ln.startswith(("error", "Caused by", "failed", "warning: spurious"))]
     detail = " | ".join((important or lines)[-4:]) or "no output"
     what = crate.single_file or str(crate.manifest)
-    return f"cargo could not check {what}: {detail}"
+    summary = f"cargo could not check {what}: {detail}"
+    if offline and "offline" in stderr:
+        summary += (
+            f"; sleepy-coder runs cargo offline, so fetch the dependencies once with `cargo fetch` in {crate.root}"
+            " (or set cargo_network = true)"
+        )
+    return summary

@@ -89,6 +89,23 @@ def _walk(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
         yield folder, dirs, files
 
 
+def cargo_config_files(root: Path) -> tuple[Path, ...]:
+    """The ``.cargo/config.toml`` (or legacy ``config``) files cargo reads for a crate at ``root``.
+
+    From the filesystem root down to ``root``, so that nearer files come later and take precedence
+    when given as ``--config``; ``$CARGO_HOME``'s own file cargo still finds by itself. Relative
+    paths inside them keep resolving against their original folders.
+    """
+    found = []
+    for folder in (root.resolve(), *root.resolve().parents):
+        for name in ("config.toml", "config"):
+            candidate = folder / ".cargo" / name
+            if candidate.is_file():
+                found.append(candidate)
+                break
+    return tuple(reversed(found))
+
+
 class ScratchCrate:
     """A mirror of a crate at ``path`` where changed files are written and checked.
 
@@ -96,10 +113,13 @@ class ScratchCrate:
     a file lock across processes (the editor's server and a CLI run may verify the same crate).
     """
 
-    def __init__(self, source: CrateRef, path: Path, target_dir: Path) -> None:
+    def __init__(self, source: CrateRef, path: Path, target_dir: Path, *, offline: bool = True) -> None:
         self.source = source
         self.path = path
         self.target_dir = target_dir
+        self.offline = offline
+        #: The crate's own and its ancestors' cargo configuration (the mirror is out of their reach).
+        self.config_files = cargo_config_files(source.root) if not source.is_single_file else ()
         manifest = path / source.manifest.relative_to(source.root) if source.manifest is not None else None
         self.crate = replace(source, root=path, manifest=manifest)
         self._lock = threading.Lock()
@@ -160,7 +180,9 @@ class ScratchCrate:
                     (self.path / file).unlink(missing_ok=True)
 
     def check(self, timeout_s: float) -> CheckResult:
-        return check(self.crate, self.target_dir, timeout_s=timeout_s)
+        return check(
+            self.crate, self.target_dir, timeout_s=timeout_s, offline=self.offline, config_files=self.config_files
+        )
 
 
 def write_program_crate(root: Path, program: str, *, package: str, edition: str, crate_type: str) -> CrateRef:
