@@ -26,7 +26,7 @@ from learner.errors import SleepyCoderError
 from learner.eval.cases import CaseSet, EvalCase, SkippedCase
 from learner.eval.grader import Grade, grade
 from learner.eval.leakage import LeakageReport, check_cases, training_index
-from learner.eval.sandbox import materialise, program_path
+from learner.eval.sandbox import case_lock, materialise, program_path
 from learner.eval.strategies import Strategy, StrategyContext, StrategyInfo, build_strategy
 from learner.files import advance_mtime
 from learner.fix.pipeline import apply_fix, check_path, fix_diagnostic
@@ -119,6 +119,13 @@ def run_case(
     settings: Settings, case: EvalCase, strategy: Strategy, seed: int | None, *, max_steps: int = MAX_STEPS
 ) -> CaseOutcome:
     """One sample of ``strategy`` on ``case``: fix through the pipeline, then grade from scratch."""
+    with case_lock(settings, case):
+        return _run_case(settings, case, strategy, seed, max_steps=max_steps)
+
+
+def _run_case(
+    settings: Settings, case: EvalCase, strategy: Strategy, seed: int | None, *, max_steps: int
+) -> CaseOutcome:
     started = time.monotonic()
     seed_value = seed if seed is not None else 0
     route = route_for_code(case.primary_code).name

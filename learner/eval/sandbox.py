@@ -9,8 +9,11 @@ rewritten only when their content changes, so cargo's fingerprints stay valid.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from learner.config import Settings
@@ -32,6 +35,24 @@ def package_name(case_id: str) -> str:
 def crate_dir(settings: Settings, case: EvalCase, purpose: str) -> Path:
     """``purpose`` separates the crate the pipeline edits (``work``) from the one that grades (``grade``)."""
     return settings.cache_dir / "eval" / purpose / case_slug(case.id)
+
+
+@contextlib.contextmanager
+def case_lock(settings: Settings, case: EvalCase) -> Iterator[None]:
+    """Hold the case's crates (``work`` and ``grade``) for one sample; other samples of it wait.
+
+    Two ``eval run`` in one data home (or two seeds of a case in one run) share these folders;
+    without the lock one rewrote the program while the other was fixing or grading it. A file
+    lock, so it holds across processes and is released by the kernel if a run dies.
+    """
+    lock = settings.cache_dir / "eval" / f"{case_slug(case.id)}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def materialise(settings: Settings, case: EvalCase, program: str, purpose: str = "work") -> Path:
