@@ -8,6 +8,7 @@ of them under one folder (tests and CI use it so they never touch the user's rea
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,9 @@ def default_cache_dir() -> Path:
     home = _home_override()
     return home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME))
 
+
+#: Settings a parent process hands to a child it starts (JSON of :meth:`Settings.as_mapping`).
+SETTINGS_ENV = "SLEEPY_CODER_SETTINGS"
 
 #: Where the evaluation's case files are, when not beside the checkout.
 BENCH_ENV = "SLEEPY_CODER_BENCH_DIR"
@@ -149,6 +153,26 @@ class Settings:
     def ensure_dirs(self) -> None:
         for path in (self.data_dir, self.cache_dir, self.adapters_dir, self.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+    def as_mapping(self) -> dict[str, Any]:
+        """Every knob as JSON-ready values (what :meth:`from_mapping` reads back)."""
+        return {f.name: str(v) if isinstance(v := getattr(self, f.name), Path) else v for f in dataclasses.fields(self)}
+
+    @classmethod
+    def inherited(cls) -> Settings:
+        """The settings a parent process handed down in ``$SLEEPY_CODER_SETTINGS`` (JSON), else the defaults.
+
+        The editor's server starts the learner with its own settings this way, so a custom data
+        folder or model reaches the child instead of the defaults.
+        """
+        text = os.environ.get(SETTINGS_ENV)
+        if not text:
+            return cls()
+        try:
+            values = json.loads(text)
+        except ValueError:
+            return cls()
+        return cls.from_mapping(values if isinstance(values, dict) else None)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any] | None, base: Settings | None = None) -> Settings:

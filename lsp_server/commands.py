@@ -7,11 +7,13 @@ Their JSON shapes are what the clients parse (``vscode-extension/src/common/stat
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from typing import Any
 
-from learner.config import Settings
+from learner.config import SETTINGS_ENV, Settings
 from learner.learn.forget import forget as forget_data
 from learner.model.handle import RuntimeHandle
 from learner.store import Store
@@ -68,7 +70,8 @@ def learn_now(settings: Settings) -> str:
     log_path = settings.learner_log
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "learner", *LEARN_ARGS, "--model", settings.model],
+            [sys.executable, "-m", "learner", *LEARN_ARGS],
+            env={**os.environ, SETTINGS_ENV: json.dumps(settings.as_mapping())},
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -36,11 +36,11 @@ ModelOption = Annotated[
 
 
 def settings_from(model: str | None = None, **overrides: Any) -> Settings:
-    """Settings for a CLI run: defaults, then the options the user gave."""
+    """Settings for a CLI run: the ones a parent process handed down (else the defaults), then the options given."""
     values = {k: v for k, v in overrides.items() if v is not None}
     if model:
         values["model"] = model
-    return Settings.from_mapping(values)
+    return Settings.from_mapping(values, base=Settings.inherited())
 
 
 def ready_settings(model: str | None = None, **overrides: Any) -> Settings:

@@ -146,7 +146,8 @@ def region_at(file: str, data: bytes, byte_start: int, byte_end: int | None = No
             break
         stop = _line_end(data, stop)
     first_line = data.count(b"\n", 0, start) + 1
-    last_line = data.count(b"\n", 0, stop)
+    # A window that ends at the end of a file without a final newline still covers its last line.
+    last_line = data.count(b"\n", 0, stop) + (0 if stop == 0 or data[stop - 1 : stop] == b"\n" else 1)
     return Region(file, start, stop, f"lines {first_line}-{last_line}")
 
 

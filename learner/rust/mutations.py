@@ -124,9 +124,17 @@ def _drop_derive(data: bytes, root: Node) -> Iterator[Mutation]:
         tree = node.child_by_field_name("arguments") or next((c for c in node.children if c.type == "token_tree"), None)
         if tree is None:
             continue
-        names = [c for c in tree.named_children if c.type == "identifier"]
-        kept_all = [_text(c).decode() for c in names]
-        for i in range(len(names)):
+        # Entries are split at commas, so a path such as ``serde::Serialize`` stays one entry.
+        groups: list[list[Node]] = [[]]
+        for child in tree.children:
+            if child.type in ("(", ")"):
+                continue
+            if child.type == ",":
+                groups.append([])
+            else:
+                groups[-1].append(child)
+        kept_all = [data[g[0].start_byte : g[-1].end_byte].decode() for g in groups if g]
+        for i in range(len(kept_all)):
             kept = kept_all[:i] + kept_all[i + 1 :]
             if not kept:
                 attribute_item = node.parent

@@ -19,8 +19,8 @@ from tests.rust_fixtures import make_crate
 runner = CliRunner()
 
 #: An E0308 whose MachineApplicable suggestion (``&s``) edits this file.
-OUTSIDE_MODULE = "pub fn g() {\n    let s = String::from(\"x\");\n    takes(s);\n}\n\nfn takes(_s: &String) {}\n"
-MAIN_WITH_ERROR = "fn main() {\n    let s = String::from(\"x\");\n    takes(s);\n}\n\nfn takes(_s: &String) {}\n"
+OUTSIDE_MODULE = 'pub fn g() {\n    let s = String::from("x");\n    takes(s);\n}\n\nfn takes(_s: &String) {}\n'
+MAIN_WITH_ERROR = 'fn main() {\n    let s = String::from("x");\n    takes(s);\n}\n\nfn takes(_s: &String) {}\n'
 
 
 def _fingerprint(path: Path) -> tuple[bytes, int, int]:
@@ -40,7 +40,8 @@ def test_a_module_outside_the_crate_is_never_written_while_verifying(tmp_path: P
     outside.parent.mkdir()
     outside.write_text(OUTSIDE_MODULE)
     target = str(outside) if how == "absolute" else "../../elsewhere/o.rs"
-    root = make_crate(tmp_path / "user", {"src/main.rs": f'#[path = "{target}"]\nmod o;\n\nfn main() {{\n    o::g();\n}}\n'})
+    main = f'#[path = "{target}"]\nmod o;\n\nfn main() {{\n    o::g();\n}}\n'
+    root = make_crate(tmp_path / "user", {"src/main.rs": main})
     before = _fingerprint(outside)
     report = _fix_json(root)
     assert _fingerprint(outside) == before  # not rewritten and restored: never opened for writing

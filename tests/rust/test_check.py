@@ -13,7 +13,9 @@ from learner.rust.scratch import ScratchCrate
 from tests.rust_fixtures import make_crate
 
 #: Compiles only when cargo applied the ancestor's ``.cargo/config.toml`` (it sets the cfg).
-NEEDS_CONFIG = '#[cfg(not(sleepy_probe))]\ncompile_error!("the crate\'s cargo configuration was not applied");\nfn main() {}\n'
+NEEDS_CONFIG = (
+    '#[cfg(not(sleepy_probe))]\ncompile_error!("the crate\'s cargo configuration was not applied");\nfn main() {}\n'
+)
 
 
 def test_a_dependency_that_is_not_cached_fails_offline_and_says_how_to_fetch_it(tmp_path: Path) -> None:

@@ -1,0 +1,299 @@
+"""The server's recorder against a real SQLite store on disk and a real rustc diagnostic.
+
+Pins down: what a diagnostic, an offer and an outcome leave in the store (read back through
+:class:`~learner.store.Store`), that writes run in submission order on the background writer (an
+outcome right after its offer is stored), that failures reach the returned future, that nothing is
+recorded with learning off or for excluded files, that heartbeats are throttled, that closing finishes
+queued writes, and that an unreadable store turns recording off without touching the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from learner.config import Settings
+from learner.fix.router import route_for
+from learner.records import Applicability, Edit, FixCandidate, RustDiagnostic, Verdict
+from learner.rust.check import check
+from learner.rust.crate import locate_crate
+from learner.rust.toolchain import rustc_version
+from learner.store import NotFound, Store
+from lsp_server import recorder as recorder_module
+from lsp_server.fixes import Offer, regions_changed
+from lsp_server.recorder import Recorder
+from tests.rust_fixtures import MOVED_VALUE_BIN
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A lone ``main.rs`` checked by the real rustc, with its one error."""
+
+    root: Path
+    data: bytes
+    diagnostic: RustDiagnostic
+
+
+@pytest.fixture(scope="module")
+def moved_value(tmp_path_factory: pytest.TempPathFactory) -> Compiled:
+    root = tmp_path_factory.mktemp("proj")
+    path = root / "main.rs"
+    path.write_text(MOVED_VALUE_BIN)
+    [error] = check(locate_crate(path), root / "target").errors
+    assert error.code == "E0382"
+    return Compiled(root.resolve(), path.read_bytes(), error)
+
+
+def _settings(tmp_path: Path, **options: Any) -> Settings:
+    return Settings.from_mapping(
+        {"dataDir": str(tmp_path / "data"), "cacheDir": str(tmp_path / "cache"), "modelEnabled": False, **options}
+    )
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Iterator[Recorder]:
+    rec = Recorder(_settings(tmp_path))
+    rec.open()
+    yield rec
+    rec.close()
+
+
+def _apply(data: bytes, edits: tuple[Edit, ...]) -> bytes:
+    for e in sorted(edits, key=lambda e: e.byte_start, reverse=True):
+        data = data[: e.byte_start] + e.new_text.encode() + data[e.byte_end :]
+    return data
+
+
+def _offer(compiled: Compiled, *, source: str = "rustc", reason: str = "compiles") -> Offer:
+    """rustc's machine-applicable suggestion for the error, as the server offers it."""
+    diag = compiled.diagnostic
+    suggestion = next(s for s in diag.suggestions if s.applicability is Applicability.MACHINE_APPLICABLE)
+    candidate = FixCandidate(source, suggestion.message, suggestion.edits, route_for(diag).name, preferred=True)
+    before = {"main.rs": compiled.data}
+    after = {"main.rs": _apply(compiled.data, suggestion.edits)}
+    regions = regions_changed(diag, suggestion.edits, before, after)
+    return Offer(candidate, Verdict(ok=True, reason=reason), diag, compiled.root, regions, before)
+
+
+def _reopen(settings: Settings) -> Store:
+    return Store.open(settings)
+
+
+def test_open_creates_the_store_and_reports_no_problem(recorder: Recorder) -> None:
+    assert recorder.store is not None and recorder.problem is None
+    assert recorder.settings.db_path.is_file()
+    assert recorder.store.path == recorder.settings.db_path
+
+
+def test_diagnostic_is_recorded_with_its_route_toolchain_edition_and_context(
+    recorder: Recorder, moved_value: Compiled
+) -> None:
+    recorder.diagnostic(moved_value.root, "2021", moved_value.diagnostic, "fn main() { ... }")
+    recorder.writer.flush(timeout=10)
+    assert recorder.store is not None
+    assert recorder.store.counts()["diagnostics"] == 1
+    record = recorder.store.diagnostic(1)
+    assert record.code == "E0382" and record.route == "moved-value"
+    assert record.file == "main.rs" and record.crate == str(moved_value.root)
+    assert record.toolchain == rustc_version() and record.toolchain.startswith("rustc ")
+    assert record.edition == "2021" and record.context == "fn main() { ... }"
+    assert record.diag_key == moved_value.diagnostic.key
+
+
+def test_diagnostic_without_a_span_is_not_recorded(recorder: Recorder, moved_value: Compiled) -> None:
+    spanless = RustDiagnostic(level="error", message="aborting due to 1 previous error", code=None)
+    recorder.diagnostic(moved_value.root, "2021", spanless, "")
+    recorder.writer.flush(timeout=10)
+    assert recorder.store is not None and recorder.store.counts()["diagnostics"] == 0
+
+
+def test_offer_records_its_diagnostic_and_suggestion_and_returns_the_fix_id(
+    recorder: Recorder, moved_value: Compiled
+) -> None:
+    offer = _offer(moved_value)
+    future = recorder.offer("2021", offer, "context text")
+    assert future is not None
+    assert future.result(timeout=10) == offer.fix_id
+    assert recorder.store is not None
+    fix = recorder.store.fix(offer.fix_id)
+    assert fix is not None
+    assert fix.verified and fix.verdict_reason == "compiles" and fix.source == "rustc"
+    assert fix.edits == offer.candidate.edits
+    assert fix.before_text == offer.before_text and fix.after_text == offer.after_text
+    assert "let t = s;" in fix.before_text and ".clone()" in fix.after_text
+    diagnostic = recorder.store.diagnostic(fix.diagnostic_id)
+    assert diagnostic.context == "context text" and diagnostic.code == "E0382"
+
+
+def test_unverified_offer_is_recorded_as_unverified(recorder: Recorder, moved_value: Compiled) -> None:
+    offer = _offer(moved_value, source="model", reason="still fails: E0382")
+    future = recorder.offer("2021", offer, "", verified=False)
+    assert future is not None and future.result(timeout=10) == offer.fix_id
+    assert recorder.store is not None
+    fix = recorder.store.fix(offer.fix_id)
+    assert fix is not None and not fix.verified and fix.verdict_reason == "still fails: E0382"
+
+
+def test_outcome_submitted_right_after_its_offer_is_stored_after_it(recorder: Recorder, moved_value: Compiled) -> None:
+    offer = _offer(moved_value)
+    recorder.offer("2021", offer, "")
+    outcome = recorder.outcome(offer.fix_id, "accepted", offer.after_text)
+    assert outcome is not None
+    assert outcome.result(timeout=10) is True
+    assert recorder.store is not None
+    [record] = recorder.store.outcomes(offer.fix_id)
+    assert record.kind == "accepted" and record.final_code == offer.after_text
+    [accepted] = recorder.store.accepted_fixes()
+    assert accepted.fix_id == offer.fix_id and accepted.route == "moved-value"
+
+
+def test_outcome_for_an_unknown_fix_fails_on_its_future_and_the_writer_keeps_going(
+    recorder: Recorder, moved_value: Compiled
+) -> None:
+    failed = recorder.outcome("no-such-fix", "rejected")
+    assert failed is not None
+    assert isinstance(failed.exception(timeout=10), NotFound)
+    offer = _offer(moved_value)
+    later = recorder.offer("2021", offer, "")
+    assert later is not None and later.result(timeout=10) == offer.fix_id
+
+
+def test_invalid_outcome_kind_fails_on_its_future(recorder: Recorder, moved_value: Compiled) -> None:
+    offer = _offer(moved_value)
+    recorder.offer("2021", offer, "")
+    bad = recorder.outcome(offer.fix_id, "loved-it")
+    assert bad is not None and isinstance(bad.exception(timeout=10), ValueError)
+    assert recorder.store is not None and recorder.store.outcomes(offer.fix_id) == []
+
+
+def test_nothing_is_recorded_when_learning_is_off(tmp_path: Path, moved_value: Compiled) -> None:
+    rec = Recorder(_settings(tmp_path, learningEnabled=False))
+    rec.open()
+    try:
+        offer = _offer(moved_value)
+        assert rec.excluded(moved_value.root, "main.rs")
+        rec.diagnostic(moved_value.root, "2021", moved_value.diagnostic, "")
+        assert rec.offer("2021", offer, "") is None
+        assert rec.outcome(offer.fix_id, "accepted") is None
+        rec.writer.flush(timeout=10)
+        assert rec.store is not None
+        counts = rec.store.counts()
+        assert (counts["diagnostics"], counts["suggestions"], counts["outcomes"]) == (0, 0, 0)
+    finally:
+        rec.close()
+
+
+@pytest.mark.parametrize(
+    ("globs", "excluded"),
+    [
+        ([], False),
+        (["main.rs"], True),
+        (["*.rs"], True),
+        (["*/proj*/main.rs"], True),
+        (["secret/*"], False),
+        (["*.toml", "main.*"], True),
+    ],
+)
+def test_exclude_globs_match_the_crate_relative_or_the_absolute_path(
+    tmp_path: Path, moved_value: Compiled, globs: list[str], excluded: bool
+) -> None:
+    rec = Recorder(_settings(tmp_path, excludeGlobs=globs))
+    try:
+        assert rec.excluded(moved_value.root, "main.rs") is excluded
+    finally:
+        rec.close()
+
+
+def test_offer_for_an_excluded_file_is_not_recorded(tmp_path: Path, moved_value: Compiled) -> None:
+    rec = Recorder(_settings(tmp_path, excludeGlobs=["*.rs"]))
+    rec.open()
+    try:
+        assert rec.offer("2021", _offer(moved_value), "") is None
+        rec.diagnostic(moved_value.root, "2021", moved_value.diagnostic, "")
+        rec.writer.flush(timeout=10)
+        assert rec.store is not None
+        assert rec.store.counts()["diagnostics"] == 0 and rec.store.counts()["suggestions"] == 0
+    finally:
+        rec.close()
+
+
+def test_heartbeat_is_written_at_most_once_per_interval(recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert recorder.store is not None
+    assert recorder.store.last_heartbeat("server") is None
+    recorder.heartbeat()
+    recorder.writer.flush(timeout=10)
+    first = recorder.store.last_heartbeat("server")
+    assert first is not None
+    recorder.heartbeat()
+    recorder.writer.flush(timeout=10)
+    assert recorder.store.last_heartbeat("server") == first, "a second heartbeat within the interval is dropped"
+    monkeypatch.setattr(recorder_module, "HEARTBEAT_EVERY_S", 0.0)
+    recorder.heartbeat()
+    recorder.writer.flush(timeout=10)
+    later = recorder.store.last_heartbeat("server")
+    assert later is not None and later > first
+
+
+def test_close_finishes_queued_writes_before_closing_the_store(tmp_path: Path, moved_value: Compiled) -> None:
+    settings = _settings(tmp_path)
+    rec = Recorder(settings)
+    rec.open()
+    offer = _offer(moved_value)
+    rec.offer("2021", offer, "")
+    rec.outcome(offer.fix_id, "rejected")
+    rec.close()
+    with _reopen(settings) as store:
+        assert store.fix(offer.fix_id) is not None
+        assert [o.kind for o in store.outcomes(offer.fix_id)] == ["rejected"]
+
+
+def test_recorder_that_was_never_opened_submits_nothing(tmp_path: Path, moved_value: Compiled) -> None:
+    rec = Recorder(_settings(tmp_path))
+    try:
+        assert rec.store is None
+        assert rec.submit(lambda store: store) is None
+        assert rec.offer("2021", _offer(moved_value), "") is None
+        assert rec.outcome("abc", "accepted") is None
+        rec.heartbeat()
+        rec.diagnostic(moved_value.root, "2021", moved_value.diagnostic, "")
+    finally:
+        rec.close()
+    assert not rec.settings.db_path.exists()
+
+
+def test_unreadable_store_turns_recording_off_and_is_left_untouched(tmp_path: Path, moved_value: Compiled) -> None:
+    settings = _settings(tmp_path)
+    settings.data_dir.mkdir(parents=True)
+    garbage = b"this is not an sqlite database\n" * 4
+    settings.db_path.write_bytes(garbage)
+    rec = Recorder(settings)
+    rec.open()
+    try:
+        assert rec.store is None
+        assert rec.problem is not None
+        assert "nothing will be recorded" in rec.problem and str(settings.db_path) in rec.problem
+        assert rec.offer("2021", _offer(moved_value), "") is None
+        assert rec.outcome("abc", "accepted") is None
+        rec.heartbeat()
+    finally:
+        rec.close()
+    assert settings.db_path.read_bytes() == garbage
+
+
+def test_reopening_after_the_store_is_repaired_clears_the_problem(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    settings.data_dir.mkdir(parents=True)
+    settings.db_path.write_bytes(b"garbage" * 10)
+    rec = Recorder(settings)
+    try:
+        rec.open()
+        assert rec.store is None and rec.problem is not None
+        Store.quarantine(settings.db_path)
+        rec.open()
+        assert rec.store is not None and rec.problem is None
+    finally:
+        rec.close()
