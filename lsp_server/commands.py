@@ -50,11 +50,11 @@ def status(settings: Settings, runtime: RuntimeHandle, store: Store | None) -> d
     }
 
 
-def forget(store: Store | None) -> dict[str, int]:
+def forget(settings: Settings, store: Store | None) -> dict[str, int]:
     """Delete every recorded diagnostic, fix and outcome, and the training files built from them."""
     if store is None:
         return {}
-    return forget_data(store).counts
+    return forget_data(settings, store).counts
 
 
 def report_path(settings: Settings) -> dict[str, str] | None:

@@ -449,7 +449,7 @@ class SleepyServer(LanguageServer):
     async def forget(self) -> dict[str, int]:
         from lsp_server.commands import forget
 
-        counts = await self.blocking(forget, self.recorder.store)
+        counts = await self.blocking(forget, self.settings, self.recorder.store)
         self.fixes.clear()
         self.feedback.clear()
         return counts

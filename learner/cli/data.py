@@ -204,7 +204,7 @@ def data_forget(
         raise typer.Exit(code=1)
     settings = ready_settings()
     with _store(settings) as store:
-        forgotten = forget(store, before=cutoff)
+        forgotten = forget(settings, store, before=cutoff)
     counts = ", ".join(f"{n} {table}" for table, n in forgotten.counts.items())
     console.print(f"deleted {counts}; removed {len(forgotten.files)} training file(s)")
     for path in forgotten.files:
@@ -221,7 +221,7 @@ def data_retention() -> None:
         console.print("retention is off (retention_days = 0): nothing is deleted")
         return
     with _store(settings) as store:
-        forgotten = apply_retention(store, settings.retention_days)
+        forgotten = apply_retention(settings, store, settings.retention_days)
     console.print(
         f"kept the last {settings.retention_days} days: deleted {forgotten.total} records, "
         f"{len(forgotten.files)} training file(s)"

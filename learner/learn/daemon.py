@@ -288,7 +288,7 @@ class Learner:
         return CycleResult(cycle_id, outcome, details)
 
     def _retention(self, store: Store) -> dict[str, Any]:
-        forgotten = apply_retention(store, self.settings.retention_days)
+        forgotten = apply_retention(self.settings, store, self.settings.retention_days)
         return {"deleted": forgotten.counts, "files": list(forgotten.files)}
 
     def _work(

@@ -125,6 +125,7 @@ class DataMixin(StoreBase):
             ids = [t.id for t in sets]
             c.execute(f"DELETE FROM training_sets WHERE id IN ({','.join('?' * len(ids))})", ids)
             counts["training_sets"] = len(sets)
+        self._truncate_wal()
         log.info("forgot %s records before %s", sum(counts.values()), before or "now")
         return ForgetReport(counts=counts, training_sets=sets)
 

@@ -132,8 +132,8 @@ def test_status_reports_a_model_that_is_not_loaded_yet_and_then_failed_to_load(t
     assert runtime.error is not None and str(missing) in runtime.error
 
 
-def test_forget_without_a_store_deletes_nothing() -> None:
-    assert forget(None) == {}
+def test_forget_without_a_store_deletes_nothing(settings: Settings) -> None:
+    assert forget(settings, None) == {}
 
 
 def test_forget_deletes_records_and_training_files_but_keeps_adapters(settings: Settings, store: Store) -> None:
@@ -145,7 +145,7 @@ def test_forget_deletes_records_and_training_files_but_keeps_adapters(settings: 
     store.register_candidate("v1", route="moved-value", path=settings.adapters_dir / "v1")
     store.promote("v1")
 
-    counts = forget(store)
+    counts = forget(settings, store)
 
     assert counts == {"outcomes": 1, "suggestions": 1, "diagnostics": 1, "training_sets": 1}
     assert not training_file.exists()
@@ -153,7 +153,7 @@ def test_forget_deletes_records_and_training_files_but_keeps_adapters(settings: 
     assert (left["diagnostics"], left["suggestions"], left["outcomes"], left["training_sets"]) == (0, 0, 0, 0)
     assert store.fix(fix_id) is None
     assert list(store.active_versions()) == ["moved-value"]
-    assert forget(store) == {"outcomes": 0, "suggestions": 0, "diagnostics": 0, "training_sets": 0}
+    assert forget(settings, store) == {"outcomes": 0, "suggestions": 0, "diagnostics": 0, "training_sets": 0}
 
 
 def test_report_path_is_none_until_the_summary_exists(settings: Settings) -> None:
