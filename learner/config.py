@@ -151,8 +151,10 @@ class Settings:
         return self.model.startswith("embedded:")
 
     def ensure_dirs(self) -> None:
-        for path in (self.data_dir, self.cache_dir, self.adapters_dir, self.logs_dir):
+        """Create the folders, private to the user (0700): they hold code and what was learned from it."""
+        for path in (self.data_dir, self.cache_dir, self.adapters_dir, self.logs_dir, self.training_dir):
             path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
 
     def as_mapping(self) -> dict[str, Any]:
         """Every knob as JSON-ready values (what :meth:`from_mapping` reads back)."""

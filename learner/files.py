@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -91,6 +92,29 @@ def write_atomic_dir(target: Path, fill: Callable[[Path], None]) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and make it 0700: it holds the user's code or what was learned from it."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def remove_stale_temp_dirs(folder: Path, pattern: str = ".*", *, min_age_s: float = 0.0) -> list[Path]:
+    """Remove hidden temporary folders (``.NAME.XXXX`` from :func:`write_atomic_dir`) a killed process left.
+
+    Call it only where no other process can be writing into ``folder`` (the learner holds its
+    lock), or with ``min_age_s`` long enough that a live writer would have finished.
+    """
+    removed = []
+    now = time.time()
+    for entry in folder.glob(pattern) if folder.is_dir() else ():
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink() and now - entry.stat().st_mtime >= min_age_s:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
 
 
 def write_with_new_mtime(path: Path, data: bytes) -> bool:

@@ -211,6 +211,26 @@ def data_forget(
         console.print(f"  [dim]{escape(path)}[/]")
 
 
+@data_app.command("quarantine")
+def data_quarantine() -> None:
+    """Move an unreadable store aside (renamed, never deleted) so a fresh one can start."""
+    from learner.store import Store, StoreCorrupt
+
+    settings = settings_from(None)
+    if not settings.db_path.exists():
+        console.print(f"there is no store at {settings.db_path}: nothing to do")
+        return
+    try:
+        Store.open(settings).close()
+    except StoreCorrupt:
+        target = Store.quarantine(settings.db_path)
+        console.print(f"moved the unreadable store to {target}; the next run starts a fresh one")
+        return
+    except SleepyCoderError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"the store at {settings.db_path} is readable: nothing was moved")
+
+
 @data_app.command("retention")
 def data_retention() -> None:
     """Apply ``retention_days`` now (the learner also does it at the start of every cycle)."""

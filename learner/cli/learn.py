@@ -80,6 +80,7 @@ def learn(
     now: Annotated[bool, typer.Option("--now", help="With --daemon: do not wait for the machine to be idle.")] = False,
 ) -> None:
     """Build training sets and train the Share adapters (Phase 0 -> 1 -> 2 -> 3); resumable."""
+    from learner.learn.daemon import InstanceLock
     from learner.learn.phases import LearnOptions, run_learning
 
     settings = settings_from(model)
@@ -142,7 +143,9 @@ def learn(
         if progress is not None:
             progress.start()
         try:
-            report = run_learning(settings, options, reporter=reporter, resume=resume)
+            # One learner per data home, by hand or as the daemon: two would train over each other.
+            with InstanceLock(settings):
+                report = run_learning(settings, options, reporter=reporter, resume=resume)
         finally:
             if progress is not None:
                 progress.stop()

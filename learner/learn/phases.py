@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
+from learner.files import remove_stale_temp_dirs
 from learner.learn.curriculum import CurriculumConfig, Snippet, build_curriculum, load_training_set
 from learner.learn.examples import TrainingExample
 from learner.learn.train import StepCallback, TrainConfig
@@ -176,6 +177,9 @@ def run_learning(
     from learner.store import Store
 
     reporter = reporter or SilentReporter()
+    # The caller holds the learner lock, so a hidden temp folder here is a killed run's leftover.
+    for leftover in remove_stale_temp_dirs(settings.adapters_dir):
+        reporter.message(f"removed {leftover.name}, left by an interrupted run")
     if options.only is not None and options.routes:
         outside = [r for r in options.routes if r not in options.only]
         if outside:

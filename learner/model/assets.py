@@ -17,7 +17,6 @@ Heavy imports (torch, transformers) happen inside :func:`prepare_embedded_model`
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.resources
 import importlib.util
@@ -32,7 +31,7 @@ from typing import Any
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
-from learner.files import atomic_writer
+from learner.files import atomic_writer, remove_stale_temp_dirs
 from learner.progress import Progress
 
 #: ``progress(message, fraction)``; fraction is None when the step's length is unknown.
@@ -160,7 +159,7 @@ def prepare_embedded_model(settings: Settings, progress: Progress | None = None)
         return folder
     parts = embedded_parts()  # fail fast, before any slow work, when the wheels are missing
     settings.models_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmp_dirs(settings.models_dir)
+    remove_stale_temp_dirs(settings.models_dir, f".{PREPARED_DIRNAME}.*.tmp", min_age_s=_STALE_TMP_S)
     work = Path(tempfile.mkdtemp(prefix=f".{PREPARED_DIRNAME}.", suffix=".tmp", dir=settings.models_dir))
     try:
         gguf = verify_and_join(work, parts=parts, progress=progress)
@@ -235,11 +234,3 @@ def _install(work: Path, folder: Path) -> None:
         if not is_prepared(folder):
             raise
         # Another process finished first; its copy is as good as ours, which the caller removes.
-
-
-def _remove_stale_tmp_dirs(models_dir: Path) -> None:
-    now = time.time()
-    for entry in models_dir.glob(f".{PREPARED_DIRNAME}.*.tmp"):
-        with contextlib.suppress(OSError):
-            if now - entry.stat().st_mtime > _STALE_TMP_S:
-                shutil.rmtree(entry, ignore_errors=True)

@@ -102,7 +102,9 @@ def _check_header(path: Path) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise StoreCorrupt(path, "it is not a regular file")
     if info.st_size == 0:
-        return  # SQLite treats an empty file as a new database.
+        # SQLite treats an empty file as a new database; say so, since records may have been expected.
+        log.warning("the feedback store %s was an empty file; starting a fresh store in it", path)
+        return
     with path.open("rb") as fp:
         head = fp.read(len(SQLITE_HEADER))
     if head != SQLITE_HEADER:

@@ -23,8 +23,8 @@ class StoreCorrupt(StoreError):
         self.reason = reason
         super().__init__(
             f"The feedback store {path} cannot be read ({reason}). It was left untouched. "
-            f"To start a fresh store, move it aside: Store.quarantine() renames it to "
-            f"{path.name}.corrupt-<timestamp> next to it (or rename it yourself); nothing is deleted."
+            f"To start a fresh store, move it aside with `sleepy-coder data quarantine` (it renames it to "
+            f"{path.name}.corrupt-<timestamp> next to it; nothing is deleted)."
         )
 
 
