@@ -96,6 +96,10 @@ class Settings:
     #: Let sleepy-coder's own cargo runs reach the network (crates index, git dependencies). Off:
     #: every check runs ``--offline``, so fetching is the user's ``cargo fetch``, never ours.
     cargo_network: bool = False
+    #: Run cargo on this workspace at all. Checking a crate runs its build scripts and proc macros,
+    #: as rust-analyzer does; VS Code's workspace trust keeps the extension off in untrusted folders,
+    #: and this setting (``trusted = false``) does the same for other editors.
+    trusted: bool = True
     data_dir: Path = field(default_factory=default_data_dir)
     cache_dir: Path = field(default_factory=default_cache_dir)
 

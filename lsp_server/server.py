@@ -19,16 +19,17 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
 from learner import __version__
@@ -75,7 +76,17 @@ class DocumentView:
 
 class SleepyProtocol(LanguageServerProtocol):
     """Answers a request whose params do not fit the method with an InvalidParams error (pygls
-    only logs those, which would leave the client waiting for ever)."""
+    only logs those, which would leave the client waiting for ever), and refuses a second ``initialize``."""
+
+    _initialize_seen = False
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Generator[Any, Any, types.InitializeResult]:
+        """Initialise once: a second ``initialize`` would replace the workspace and lose every open document."""
+        if self._initialize_seen:
+            raise JsonRpcInvalidRequest("the server is already initialized; a second initialize request is refused")
+        self._initialize_seen = True
+        return (yield from super().lsp_initialize(params))
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:
@@ -89,8 +100,14 @@ class SleepyProtocol(LanguageServerProtocol):
 
 
 def path_of(uri: str) -> Path | None:
+    """The file a URI names, or None when it names none (not ``file:``, or unusable: a NUL byte, a loop)."""
     fs_path = to_fs_path(uri) if uri.startswith("file:") else None
-    return Path(fs_path).resolve() if fs_path else None
+    if not fs_path:
+        return None
+    try:
+        return Path(fs_path).resolve()
+    except (ValueError, OSError, RuntimeError):  # embedded NUL, a path the OS refuses, a symlink loop
+        return None
 
 
 def crate_guess(path: Path) -> str:
@@ -229,6 +246,13 @@ class SleepyServer(LanguageServer):
         """Check the crate of ``uri`` after a short debounce, superseding a pending or running check."""
         path = path_of(uri)
         if path is None or path.suffix != ".rs":
+            return
+        if not self.settings.trusted:
+            self.tell(
+                "sleepy-coder does not check this workspace: it is not trusted (trusted = false), and checking "
+                "a crate runs its build scripts and proc macros",
+                once="untrusted",
+            )
             return
         key = crate_guess(path)
         if (previous := self._pending.get(key)) is not None:

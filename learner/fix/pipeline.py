@@ -22,7 +22,7 @@ from learner.model.handle import RuntimeHandle
 from learner.progress import Progress, no_progress
 from learner.records import DiagnosticFixes, FixCandidate, RustDiagnostic
 from learner.rust.check import CheckResult, check
-from learner.rust.crate import CrateRef, locate_crate
+from learner.rust.crate import CrateRef, locate_crate, member_dir
 from learner.rust.source import edits_by_file, unified_diff
 
 
@@ -130,12 +130,15 @@ def fix_path(
     progress: Progress = no_progress,
 ) -> tuple[CheckSession, list[DiagnosticFixes]]:
     session = check_path(path, settings)
+    member = member_dir(session.crate, path)
+    errors = [
+        d
+        for d in session.errors
+        if member is None or (d.primary_span is not None and Path(d.primary_span.file).is_relative_to(member))
+    ]
     results = []
-    for i, diagnostic in enumerate(session.errors[:max_errors]):
-        progress(
-            f"error {i + 1}/{min(len(session.errors), max_errors)}: {diagnostic.code or diagnostic.message}",
-            None,
-        )
+    for i, diagnostic in enumerate(errors[:max_errors]):
+        progress(f"error {i + 1}/{min(len(errors), max_errors)}: {diagnostic.code or diagnostic.message}", None)
         results.append(
             fix_diagnostic(
                 session,

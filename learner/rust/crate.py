@@ -65,6 +65,20 @@ def locate_crate(path: Path, edition: str = "2021") -> CrateRef:
     )
 
 
+def member_dir(crate: CrateRef, path: Path) -> Path | None:
+    """The workspace member folder ``path`` lies in, relative to the workspace root; None at the root.
+
+    ``fix member/`` checks the whole workspace once (members depend on each other) but reports
+    only that member's errors.
+    """
+    if crate.manifest is None:
+        return None
+    manifest = _nearest_manifest(path.expanduser().resolve())
+    if manifest is None or manifest.parent == crate.root or not manifest.parent.is_relative_to(crate.root):
+        return None
+    return manifest.parent.relative_to(crate.root)
+
+
 def _nearest_manifest(path: Path) -> Path | None:
     start = path if path.is_dir() else path.parent
     for folder in (start, *start.parents):

@@ -29,6 +29,11 @@ from learner.rust.crate import CrateRef
 SKIP_DIRS = frozenset({"target", ".git", "node_modules", ".hg", ".svn", ".venv", "__pycache__"})
 #: The one hidden folder a mirror keeps: cargo's configuration (source replacement, build flags).
 KEEP_HIDDEN = frozenset({".cargo"})
+#: Larger files are left out of a mirror unless cargo reads them as code or configuration: assets
+#: and data sets stay in the user's tree (a crate that ``include_bytes!`` one cannot be verified).
+MIRROR_MAX_BYTES = 4 * 1024 * 1024
+#: What a mirror always copies, whatever its size.
+CODE_SUFFIXES = (".rs", ".toml", ".lock")
 
 #: The manifest of a crate made from one program (an evaluation case, for example).
 PROGRAM_MANIFEST = """[package]
@@ -68,11 +73,29 @@ def refuse_outside(root: Path, files: Iterable[str], *, follow_links: bool = Tru
 
 
 def crate_files(root: Path) -> Iterator[Path]:
-    """The files a mirror of the crate at ``root`` copies (lock files aside from ``Cargo.lock``)."""
+    """The files a mirror of the crate at ``root`` copies: what cargo needs to check it.
+
+    Sources, manifests, ``Cargo.lock``, cargo's configuration and small build inputs; never hidden
+    files (``.env``, editor state), other lock files, or large assets (:data:`MIRROR_MAX_BYTES`).
+    """
     for folder, _, files in _walk(root):
+        in_cargo_dir = Path(folder).name in KEEP_HIDDEN
         for name in files:
-            if not name.endswith(".lock") or name == "Cargo.lock":
-                yield Path(folder) / name
+            if name.startswith(".") and not in_cargo_dir:
+                continue
+            if name.endswith(".lock") and name != "Cargo.lock":
+                continue
+            path = Path(folder) / name
+            if not name.endswith(CODE_SUFFIXES) and _size(path) > MIRROR_MAX_BYTES:
+                continue
+            yield path
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def rust_files(root: Path) -> Iterator[Path]:
@@ -156,9 +179,12 @@ class ScratchCrate:
                 shutil.copy2(src, dst)
             except OSError:
                 continue
-        for dst in list(crate_files(self.path)):
-            if dst.relative_to(self.path) not in wanted:
-                dst.unlink(missing_ok=True)
+        # Every file, not only the ones a mirror copies: one an older version copied (a .env) goes too.
+        for folder, _, names in _walk(self.path):
+            for name in names:
+                dst = Path(folder) / name
+                if dst.relative_to(self.path) not in wanted:
+                    dst.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def changed(self, files: Mapping[str, bytes]) -> Iterator[None]:

@@ -28,6 +28,20 @@ def test_sync_mirrors_the_crate_keeps_cargo_config_and_drops_removed_files(tmp_p
     assert not (scratch.path / "src" / "extra.rs").exists()
 
 
+def test_the_mirror_leaves_secrets_and_large_assets_in_the_users_tree(tmp_path: Path) -> None:
+    root = make_crate(tmp_path / "user", {"src/main.rs": FIXED_BIN})
+    (root / ".env").write_text("API_KEY=secret\n")
+    (root / "assets").mkdir()
+    (root / "assets" / "video.bin").write_bytes(b"\0" * (5 * 1024 * 1024))
+    (root / "assets" / "small.txt").write_text("included by include_str!\n")
+    scratch = ScratchCrate(locate_crate(root), tmp_path / "mirror", tmp_path / "target")
+    scratch.sync()
+    mirrored = {p.relative_to(scratch.path).as_posix() for p in crate_files(scratch.path)}
+    assert "assets/small.txt" in mirrored and "src/main.rs" in mirrored
+    assert ".env" not in mirrored and "assets/video.bin" not in mirrored
+    assert not (scratch.path / ".env").exists()
+
+
 def test_a_change_is_checked_in_the_mirror_and_put_back_leaving_the_user_tree_alone(tmp_path: Path) -> None:
     root = make_crate(tmp_path / "user", {"src/main.rs": MOVED_VALUE_BIN})
     scratch = ScratchCrate(locate_crate(root), tmp_path / "mirror", tmp_path / "target")
