@@ -32,6 +32,8 @@ local KNOWN_SETTINGS = {
   learningEnabled = 'boolean',
   retentionDays = 'number',
   excludeGlobs = 'table',
+  trusted = 'boolean',
+  cargoNetwork = 'boolean',
 }
 
 M.defaults = {
