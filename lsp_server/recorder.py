@@ -39,9 +39,14 @@ class Recorder:
         #: Why the store is unavailable, for the user (None while it works).
         self.problem: str | None = None
         self.writer = AsyncWriter()
-        self._last_heartbeat = 0.0
+        self._last_heartbeat: float | None = None
 
     def open(self) -> None:
+        """Open (or reopen, after a settings change) the store; the previous connection is closed first."""
+        if self.store is not None:
+            self.writer.flush(timeout=5)
+            self.store.close()
+            self.store = None
         try:
             self.settings.ensure_dirs()
             self.store = Store.open(self.settings)
@@ -52,9 +57,11 @@ class Recorder:
             log.warning("%s", self.problem)
 
     def close(self) -> None:
+        """Finish queued writes and close; later calls record nothing (they never raise)."""
         self.writer.close(timeout=5)
         if self.store is not None:
             self.store.close()
+            self.store = None
 
     def excluded(self, root: Path, file: str) -> bool:
         """Learning is off, or the user asked that this file's code is never recorded."""
@@ -90,7 +97,7 @@ class Recorder:
 
     def heartbeat(self) -> None:
         now = time.monotonic()
-        if now - self._last_heartbeat >= HEARTBEAT_EVERY_S:
+        if self._last_heartbeat is None or now - self._last_heartbeat >= HEARTBEAT_EVERY_S:
             self._last_heartbeat = now
             self.submit(_heartbeat)
 

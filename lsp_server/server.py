@@ -220,7 +220,6 @@ class SleepyServer(LanguageServer):
             self.fixes.clear_model_results()
             self._told.discard("model-unavailable")
         if old.db_path != new.db_path and self.recorder.store is not None:
-            self.recorder.store.close()
             self.recorder.open()
 
     def start(self) -> None:

@@ -22,7 +22,7 @@ from learner.records import Applicability, Edit, FixCandidate, RustDiagnostic, V
 from learner.rust.check import check
 from learner.rust.crate import locate_crate
 from learner.rust.toolchain import rustc_version
-from learner.store import NotFound, Store
+from learner.store import NotFound, Store, StoreError
 from lsp_server import recorder as recorder_module
 from lsp_server.fixes import Offer, regions_changed
 from lsp_server.recorder import Recorder
@@ -297,3 +297,32 @@ def test_reopening_after_the_store_is_repaired_clears_the_problem(tmp_path: Path
         assert rec.store is not None and rec.problem is None
     finally:
         rec.close()
+
+
+def test_the_first_heartbeat_is_written_however_early_the_clock_reads(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module.time, "monotonic", lambda: 5.0)  # a machine booted 5 s ago
+    recorder.heartbeat()
+    recorder.writer.flush(timeout=10)
+    assert recorder.store is not None and recorder.store.last_heartbeat("server") is not None
+
+
+def test_after_close_the_recorder_records_nothing_and_never_raises(tmp_path: Path, moved_value: Compiled) -> None:
+    rec = Recorder(_settings(tmp_path))
+    rec.open()
+    rec.close()
+    rec.heartbeat()
+    assert rec.offer("2021", _offer(moved_value), "") is None
+    assert rec.outcome("abc", "accepted") is None
+
+
+def test_reopening_closes_the_previous_connection(tmp_path: Path) -> None:
+    rec = Recorder(_settings(tmp_path))
+    rec.open()
+    first = rec.store
+    rec.open()
+    assert first is not None and rec.store is not None and rec.store is not first
+    with pytest.raises(StoreError):
+        first.heartbeat("server")  # closed, not leaked
+    rec.close()
