@@ -1,7 +1,7 @@
 """Typed, frozen records that cross every boundary of the pipeline.
 
 rustc JSON is parsed into these as soon as it arrives (``diagnostics.py``); store rows are
-mapped to them only inside ``store.py``; lsprotocol types stop at ``lsp_server/handlers.py``.
+mapped to them only inside ``learner/store/``; lsprotocol types stop at ``lsp_server/handlers.py``.
 Paths inside records are relative to the crate (workspace) root so a record means the same
 thing in the user's tree and in a scratch copy.
 """

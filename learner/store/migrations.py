@@ -1,4 +1,4 @@
-"""Named, ordered schema migrations for the feedback store (see ``store.py``).
+"""Named, ordered schema migrations for the feedback store (see ``learner/store/``).
 
 Why migrations instead of "create if missing": the store lives on the user's machine for
 months and outlives many versions of this code; each schema change is appended here as a
