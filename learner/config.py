@@ -16,6 +16,8 @@ from typing import Any
 
 import platformdirs
 
+from learner.files import private_dir
+
 APP_NAME = "sleepy-coder"
 
 #: The embedded default model (from the ``model`` extra, loaded offline).
@@ -157,8 +159,7 @@ class Settings:
     def ensure_dirs(self) -> None:
         """Create the folders, private to the user (0700): they hold code and what was learned from it."""
         for path in (self.data_dir, self.cache_dir, self.adapters_dir, self.logs_dir, self.training_dir):
-            path.mkdir(parents=True, exist_ok=True)
-            os.chmod(path, 0o700)
+            private_dir(path)
 
     def as_mapping(self) -> dict[str, Any]:
         """Every knob as JSON-ready values (what :meth:`from_mapping` reads back)."""
