@@ -44,8 +44,8 @@ def seed_accepted_fixes(
             diag = RustDiagnostic("error", ex.rendered.splitlines()[0], ex.code, ex.rendered, (span,))
             diag_id = store.record_diagnostic(diag, crate="/synthetic", route=ex.route, context=broken)
             candidate = FixCandidate(source, "fix", (Edit(file, 0, len(broken.encode()), fixed),), ex.route)
-            store.record_suggestion(diag_id, candidate, before_text=broken, after_text=fixed, verified=True)
-            store.record_outcome(candidate.fix_id, kind)
+            offer = store.record_offer(diag_id, candidate, before_text=broken, after_text=fixed, verified=True)
+            store.record_outcome(offer.offer_id, kind)
             fix_ids.append(candidate.fix_id)
     return fix_ids
 

@@ -17,12 +17,13 @@ Feedback (LSP server)::
 
     diag_id = store.record_diagnostic(diag, crate=root, route="type_mismatch", toolchain=..., edition="2021",
                                       context=enclosing_item_text)            # deduplicated
-    fix = store.record_suggestion(diag_id, candidate, before_text=..., after_text=..., verified=True,
-                                  verdict_reason="compiles")                  # -> FixRecord
-    store.record_outcome(fix.fix_id, "accepted" | "rejected" | "edited" | "reverted" | "ignored",
-                         final_code=None)                                     # idempotent per (fix_id, kind)
+    offer = store.record_offer(diag_id, candidate, before_text=..., after_text=..., verified=True,
+                               verdict_reason="compiles", document_uri=uri, document_version=3)
+                                             # -> OfferRecord: one showing; .fix is the shared FixRecord
+    store.record_outcome(offer.offer_id, "accepted" | "rejected" | "edited" | "reverted" | "ignored",
+                         final_code=None, final_ranges=())  # one row per offer: its latest decision
     store.heartbeat("server"); store.last_heartbeat("learner") -> datetime | None
-    writer = AsyncWriter(); writer.submit(store.record_outcome, fix_id, "accepted"); writer.flush(); writer.close()
+    writer = AsyncWriter(); writer.submit(store.record_outcome, offer_id, "accepted"); writer.flush(); writer.close()
 
 Learning::
 
@@ -68,7 +69,7 @@ from learner.store.data import EXPORT_FORMAT, EXPORT_TABLES, DataMixin
 from learner.store.db import BUSY_TIMEOUT_S, SQLITE_HEADER, StoreBase
 from learner.store.errors import InvalidRecord, NotFound, StoreBusy, StoreCorrupt, StoreError, StoreTooNew
 from learner.store.evals import EvalMixin
-from learner.store.feedback import FeedbackMixin
+from learner.store.feedback import FeedbackMixin, new_offer_id
 from learner.store.learning import LearningMixin
 from learner.store.records import (
     ACCEPTED_WEIGHT,
@@ -83,7 +84,9 @@ from learner.store.records import (
     EvalRun,
     FixRecord,
     ForgetReport,
+    KeptRange,
     LearnerCycle,
+    OfferRecord,
     OutcomeRecord,
     TrainingSetRecord,
 )
@@ -109,8 +112,10 @@ __all__ = [
     "FixRecord",
     "ForgetReport",
     "InvalidRecord",
+    "KeptRange",
     "LearnerCycle",
     "NotFound",
+    "OfferRecord",
     "OutcomeRecord",
     "Store",
     "StoreBusy",
@@ -119,6 +124,7 @@ __all__ = [
     "StoreTooNew",
     "TrainingSetRecord",
     "migrations",
+    "new_offer_id",
 ]
 
 

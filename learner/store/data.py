@@ -20,6 +20,7 @@ from learner.store.records import ForgetReport
 EXPORT_TABLES = (
     "diagnostics",
     "suggestions",
+    "offers",
     "outcomes",
     "training_sets",
     "adapter_versions",
@@ -28,7 +29,7 @@ EXPORT_TABLES = (
     "eval_results",
 )
 #: Tables holding the user's code or what they did with it; ``forget`` clears these.
-_USER_TABLES = ("diagnostics", "suggestions", "outcomes", "training_sets")
+_USER_TABLES = ("diagnostics", "suggestions", "offers", "outcomes", "training_sets")
 EXPORT_FORMAT = "sleepy-coder-store"
 
 
@@ -97,22 +98,27 @@ class DataMixin(StoreBase):
         with self._write() as c:
             if before is None:
                 doomed_sets = list(self._db.query("SELECT * FROM training_sets ORDER BY id"))
-                counts = {t: c.execute(f"DELETE FROM {t}").rowcount for t in ("outcomes", "suggestions", "diagnostics")}
+                counts = {
+                    t: c.execute(f"DELETE FROM {t}").rowcount
+                    for t in ("outcomes", "offers", "suggestions", "diagnostics")
+                }
             else:
                 cutoff = _iso(before)
                 old_diags = "SELECT id FROM diagnostics WHERE last_seen_at < :cutoff"
                 old_fixes = f"created_at < :cutoff OR diagnostic_id IN ({old_diags})"
                 p = {"cutoff": cutoff}
                 candidates = {r[0] for r in c.execute(f"SELECT fix_id FROM suggestions WHERE {old_fixes}", p)}
+                old_offers = f"created_at < :cutoff OR suggestion_id IN (SELECT id FROM suggestions WHERE {old_fixes})"
+                # Children first, so each count is what that table lost (not hidden in a cascade).
                 counts = {
-                    "suggestions": c.execute(f"DELETE FROM suggestions WHERE {old_fixes}", p).rowcount,
-                    "diagnostics": c.execute("DELETE FROM diagnostics WHERE last_seen_at < :cutoff", p).rowcount,
-                    # Outcomes go when old, or when no offer of their fix is left.
                     "outcomes": c.execute(
                         "DELETE FROM outcomes WHERE created_at < :cutoff"
-                        " OR fix_id NOT IN (SELECT fix_id FROM suggestions)",
+                        f" OR offer_id IN (SELECT offer_id FROM offers WHERE {old_offers})",
                         p,
                     ).rowcount,
+                    "offers": c.execute(f"DELETE FROM offers WHERE {old_offers}", p).rowcount,
+                    "suggestions": c.execute(f"DELETE FROM suggestions WHERE {old_fixes}", p).rowcount,
+                    "diagnostics": c.execute("DELETE FROM diagnostics WHERE last_seen_at < :cutoff", p).rowcount,
                 }
                 remaining = {r[0] for r in c.execute("SELECT DISTINCT fix_id FROM suggestions")}
                 removed_fixes = candidates - remaining

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -28,11 +29,23 @@ from learner.store.records import (
     AcceptedFix,
     DiagnosticRecord,
     FixRecord,
+    KeptRange,
+    OfferRecord,
     OutcomeRecord,
 )
 
-#: The newest suggestion row per fix_id: the same fix offered twice is one fix.
-_LATEST_FIX = "latest_fix AS (SELECT * FROM suggestions WHERE id IN (SELECT MAX(id) FROM suggestions GROUP BY fix_id))"
+#: Later decisions replace earlier ones on the same offer, except that ``ignored`` (a timer) never
+#: replaces a decision and a repeated ``accepted`` never undoes the ``edited``/``reverted`` that
+#: watching the applied fix found.
+_KEEPS = {"ignored": set(OUTCOME_KINDS), "accepted": {"edited", "reverted"}}
+
+#: An outcome joined to the offer, fix and diagnostic it belongs to.
+_OUTCOME_JOIN = """
+    FROM outcomes o
+    JOIN offers f ON f.offer_id = o.offer_id
+    JOIN suggestions s ON s.id = f.suggestion_id
+    JOIN diagnostics d ON d.id = s.diagnostic_id
+"""
 
 
 def _edits_json(edits: Iterable[Edit]) -> str:
@@ -43,6 +56,29 @@ def _edits_json(edits: Iterable[Edit]) -> str:
 
 def _edits(text: str) -> tuple[Edit, ...]:
     return tuple(Edit(d["file"], d["byte_start"], d["byte_end"], d["new_text"]) for d in json.loads(text))
+
+
+def new_offer_id() -> str:
+    """A fresh offer id: unique across crates, days and processes."""
+    return f"o-{uuid.uuid4().hex}"
+
+
+def _ranges_json(ranges: Iterable[KeptRange]) -> str:
+    return json.dumps([{"file": r.file, "text": r.text} for r in ranges], ensure_ascii=False)
+
+
+def _ranges(text: str | None) -> tuple[KeptRange, ...]:
+    return tuple(KeptRange(d["file"], d["text"]) for d in json.loads(text)) if text else ()
+
+
+def _outcome(row: Mapping[str, Any]) -> OutcomeRecord:
+    return _from_row(
+        OutcomeRecord,
+        row,
+        final_ranges=_ranges(row["final_ranges"]),
+        created_at=_dt(row["created_at"]),
+        updated_at=_dt(row["updated_at"]),
+    )
 
 
 def _check_choice(value: str, allowed: tuple[str, ...], what: str) -> None:
@@ -172,7 +208,7 @@ class FeedbackMixin(StoreBase):
         return _fix(row)
 
     def fix(self, fix_id: str) -> FixRecord | None:
-        """The latest offer of ``fix_id`` (the same fix can be offered for several diagnostic rows)."""
+        """The latest suggestion row of ``fix_id`` (the same fix can be offered for several diagnostic rows)."""
         row = self._one("SELECT * FROM suggestions WHERE fix_id = ? ORDER BY id DESC LIMIT 1", (fix_id,))
         return _fix(row) if row else None
 
@@ -182,35 +218,118 @@ class FeedbackMixin(StoreBase):
             for r in self._rows("SELECT * FROM suggestions WHERE diagnostic_id = ? ORDER BY id", (diagnostic_id,))
         ]
 
-    def record_outcome(self, fix_id: str, kind: str, final_code: str | None = None) -> bool:
-        """Record what the user did with a fix; True if this (fix_id, kind) is new.
+    # ------------------------------------------------------------------ offers and outcomes
 
-        Recording the same kind again keeps one row (the latest non-empty ``final_code`` wins),
-        so retries and duplicate editor events are harmless. ``edited`` needs ``final_code``.
+    def record_offer(
+        self,
+        diagnostic_id: int,
+        candidate: FixCandidate,
+        *,
+        before_text: str,
+        after_text: str,
+        verified: bool,
+        verdict_reason: str = "",
+        offer_id: str | None = None,
+        document_uri: str = "",
+        document_version: int | None = None,
+    ) -> OfferRecord:
+        """Store one showing of a fix (the fix row is shared by every showing of it); return the offer.
+
+        Recording the same ``offer_id`` again returns the existing offer, so a retried write adds nothing.
+        """
+        fix = self.record_suggestion(
+            diagnostic_id,
+            candidate,
+            before_text=before_text,
+            after_text=after_text,
+            verified=verified,
+            verdict_reason=verdict_reason,
+        )
+        offer_id = offer_id or new_offer_id()
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO offers (offer_id, suggestion_id, document_uri, document_version, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (offer_id) DO NOTHING",
+                (offer_id, fix.id, document_uri, document_version, self._now()),
+            )
+        offer = self.offer(offer_id)
+        assert offer is not None  # Just written; forget() in between is the only way to lose it.
+        return offer
+
+    def offer(self, offer_id: str) -> OfferRecord | None:
+        row = self._one(
+            "SELECT f.offer_id, f.document_uri, f.document_version, f.created_at AS offered_at, s.*"
+            " FROM offers f JOIN suggestions s ON s.id = f.suggestion_id WHERE f.offer_id = ?",
+            (offer_id,),
+        )
+        if row is None:
+            return None
+        return OfferRecord(
+            offer_id=row["offer_id"],
+            fix=_fix(row),
+            document_uri=row["document_uri"],
+            document_version=row["document_version"],
+            created_at=_dt(row["offered_at"]),
+        )
+
+    def offers(self, fix_id: str | None = None) -> list[OfferRecord]:
+        """Every offer (of ``fix_id``), oldest first."""
+        where, params = ("WHERE s.fix_id = ?", (fix_id,)) if fix_id is not None else ("", ())
+        rows = self._rows(
+            f"SELECT f.offer_id FROM offers f JOIN suggestions s ON s.id = f.suggestion_id {where} ORDER BY f.id",
+            params,
+        )
+        return [o for r in rows if (o := self.offer(r["offer_id"])) is not None]
+
+    def record_outcome(
+        self,
+        offer_id: str,
+        kind: str,
+        final_code: str | None = None,
+        final_ranges: Iterable[KeptRange] = (),
+    ) -> bool:
+        """Record what the user did with an offer; True if the offer's outcome changed.
+
+        One row per offer holds its latest decision: an accepted fix the user then edits becomes
+        ``edited``; ``ignored`` never replaces a decision, and a duplicate editor event changes
+        nothing. ``edited`` needs ``final_code`` (the enclosing items as the user left them).
         """
         _check_choice(kind, OUTCOME_KINDS, "outcome kind")
         if kind == "edited" and not final_code:
-            raise InvalidRecord(f"an 'edited' outcome for fix {fix_id} needs the user's final code")
+            raise InvalidRecord(f"an 'edited' outcome for offer {offer_id} needs the user's final code")
+        ranges = _ranges_json(final_ranges) if kind == "edited" else None
+        now = self._now()
         with self._write() as c:
-            if c.execute("SELECT 1 FROM suggestions WHERE fix_id = ? LIMIT 1", (fix_id,)).fetchone() is None:
-                raise NotFound(f"no offered fix with id {fix_id!r}; record the suggestion before its outcome")
-            existing = c.execute("SELECT id FROM outcomes WHERE fix_id = ? AND kind = ?", (fix_id, kind)).fetchone()
-            if existing is not None:
-                if final_code is not None:
-                    c.execute("UPDATE outcomes SET final_code = ? WHERE id = ?", (final_code, existing[0]))
+            found = c.execute(
+                "SELECT s.fix_id FROM offers f JOIN suggestions s ON s.id = f.suggestion_id WHERE f.offer_id = ?",
+                (offer_id,),
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"no offer with id {offer_id!r}; record the offer before its outcome")
+            existing = c.execute("SELECT id, kind FROM outcomes WHERE offer_id = ?", (offer_id,)).fetchone()
+            if existing is None:
+                c.execute(
+                    "INSERT INTO outcomes (offer_id, fix_id, kind, final_code, final_ranges, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (offer_id, found[0], kind, final_code, ranges, now, now),
+                )
+                return True
+            if existing[1] == kind or existing[1] in _KEEPS.get(kind, ()):
                 return False
             c.execute(
-                "INSERT INTO outcomes (fix_id, kind, final_code, created_at) VALUES (?, ?, ?, ?)",
-                (fix_id, kind, final_code, self._now()),
+                "UPDATE outcomes SET kind = ?, final_code = ?, final_ranges = ?, updated_at = ? WHERE id = ?",
+                (kind, final_code, ranges, now, existing[0]),
             )
             return True
 
+    def outcome(self, offer_id: str) -> OutcomeRecord | None:
+        row = self._one("SELECT * FROM outcomes WHERE offer_id = ?", (offer_id,))
+        return _outcome(row) if row else None
+
     def outcomes(self, fix_id: str | None = None) -> list[OutcomeRecord]:
+        """Every offer's outcome (of offers of ``fix_id``), in the order they were first decided."""
         where, params = ("WHERE fix_id = ?", (fix_id,)) if fix_id is not None else ("", ())
-        return [
-            _from_row(OutcomeRecord, r, created_at=_dt(r["created_at"]))
-            for r in self._rows(f"SELECT * FROM outcomes {where} ORDER BY id", params)
-        ]
+        return [_outcome(r) for r in self._rows(f"SELECT * FROM outcomes {where} ORDER BY id", params)]
 
     # ------------------------------------------------------------------ heartbeats
 
@@ -230,50 +349,44 @@ class FeedbackMixin(StoreBase):
     # ------------------------------------------------------------------ learning queries
 
     def accepted_fixes(self, route: str | None = None, since: datetime | None = None) -> list[AcceptedFix]:
-        """Training targets: accepted fixes (target = the fix's result) and edited ones (target = the
-        user's final code, ``edited=True``, weight :data:`EDITED_WEIGHT`).
+        """Training targets: offers the user accepted (target = the fix's result) or edited (target =
+        the user's final code, ``edited=True``, weight :data:`EDITED_WEIGHT`).
 
-        A fix that was also rejected or reverted is never a target; ignored-only fixes are not either.
-        ``since`` filters on when the accept/edit was recorded; oldest first.
+        Each offer is its own decision: the same fix rejected in one crate and accepted in another
+        is one accepted example. The content hash deduplicates: one example per (fix, target),
+        the newest decision's. ``since`` filters on when the decision was recorded; oldest first.
         """
         sql = f"""
-            WITH {_LATEST_FIX}
             SELECT s.*, d.route, d.code, d.message, d.rendered, d.file, d.context, d.toolchain, d.edition,
-                   acc.created_at AS accepted_at, ed.final_code AS edited_code, ed.created_at AS edited_at
-            FROM latest_fix s
-            JOIN diagnostics d ON d.id = s.diagnostic_id
-            LEFT JOIN outcomes acc ON acc.fix_id = s.fix_id AND acc.kind = 'accepted'
-            LEFT JOIN outcomes ed ON ed.fix_id = s.fix_id AND ed.kind = 'edited'
-            WHERE (acc.id IS NOT NULL OR ed.id IS NOT NULL)
-              AND NOT EXISTS (SELECT 1 FROM outcomes n WHERE n.fix_id = s.fix_id AND n.kind IN ('rejected', 'reverted'))
+                   o.offer_id, o.kind, o.final_code, o.updated_at AS decided_at, o.id AS outcome_id
+            {_OUTCOME_JOIN}
+            WHERE o.kind IN ('accepted', 'edited')
               AND (:route IS NULL OR d.route = :route)
-              AND (:since IS NULL OR COALESCE(ed.created_at, acc.created_at) >= :since)
-            ORDER BY COALESCE(ed.created_at, acc.created_at), s.id
+              AND (:since IS NULL OR o.updated_at >= :since)
+            ORDER BY o.updated_at, o.id
         """
         rows = self._rows(sql, {"route": route, "since": _iso(since) if since else None})
-        examples = []
+        newest: dict[tuple[str, str], AcceptedFix] = {}
         for r in rows:
-            edited = r["edited_code"] is not None
-            examples.append(
-                _from_row(
-                    AcceptedFix,
-                    r,
-                    target=r["edited_code"] if edited else r["after_text"],
-                    edited=edited,
-                    weight=EDITED_WEIGHT if edited else ACCEPTED_WEIGHT,
-                    verified=bool(r["verified"]),
-                    recorded_at=_dt(r["edited_at"] if edited else r["accepted_at"]),
-                )
+            edited = r["kind"] == "edited"
+            example = _from_row(
+                AcceptedFix,
+                r,
+                target=r["final_code"] if edited else r["after_text"],
+                edited=edited,
+                weight=EDITED_WEIGHT if edited else ACCEPTED_WEIGHT,
+                verified=bool(r["verified"]),
+                recorded_at=_dt(r["decided_at"]),
             )
-        return examples
+            key = (example.fix_id, example.target)
+            newest.pop(key, None)  # re-insert so the order follows the newest decision
+            newest[key] = example
+        return list(newest.values())
 
     def route_counts(self) -> dict[str, dict[str, int]]:
-        """How many outcomes of each kind each route has collected (what the learner trains on)."""
+        """How many offers of each route ended in each outcome (what the learner trains on)."""
         rows = self._rows(
-            f"""WITH {_LATEST_FIX}
-            SELECT d.route AS route, o.kind AS kind, COUNT(*) AS n
-            FROM outcomes o JOIN latest_fix s ON s.fix_id = o.fix_id JOIN diagnostics d ON d.id = s.diagnostic_id
-            GROUP BY d.route, o.kind"""
+            f"SELECT d.route AS route, o.kind AS kind, COUNT(*) AS n {_OUTCOME_JOIN} GROUP BY d.route, o.kind"
         )
         result: dict[str, dict[str, int]] = {}
         for r in rows:

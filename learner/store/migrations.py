@@ -218,6 +218,60 @@ def learner_tables(db: Database) -> None:
     )
 
 
+@migration
+def offer_events(db: Database) -> None:
+    """One offer, one row: each time a fix is shown it is an offer with its own id, and an outcome
+    belongs to an offer (one row per offer, its latest decision), not to the fix's content hash.
+
+    Why: keyed by ``(fix_id, kind)``, the same fix accepted in a second crate added no row and one
+    fix could be both rejected and accepted. Existing rows are kept: each old suggestion becomes
+    one offer (``legacy-<id>``), and each fix's old outcomes collapse onto its newest offer, the
+    strongest kind winning (rejected/reverted over edited over accepted over ignored).
+    """
+    _run(
+        db,
+        """
+        CREATE TABLE offers (
+            id INTEGER PRIMARY KEY,
+            offer_id TEXT NOT NULL UNIQUE,
+            suggestion_id INTEGER NOT NULL REFERENCES suggestions (id) ON DELETE CASCADE,
+            document_uri TEXT NOT NULL DEFAULT '',
+            document_version INTEGER,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX offers_suggestion ON offers (suggestion_id);
+        CREATE INDEX offers_created ON offers (created_at);
+        INSERT INTO offers (offer_id, suggestion_id, created_at)
+            SELECT 'legacy-' || id, id, created_at FROM suggestions ORDER BY id;
+
+        CREATE TABLE offer_outcomes (
+            id INTEGER PRIMARY KEY,
+            offer_id TEXT NOT NULL UNIQUE REFERENCES offers (offer_id) ON DELETE CASCADE,
+            fix_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('accepted', 'rejected', 'edited', 'reverted', 'ignored')),
+            final_code TEXT,
+            final_ranges TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        INSERT INTO offer_outcomes (offer_id, fix_id, kind, final_code, created_at, updated_at)
+            SELECT 'legacy-' || (SELECT MAX(s.id) FROM suggestions s WHERE s.fix_id = o.fix_id), o.fix_id, o.kind,
+                   o.final_code, o.created_at, o.created_at
+            FROM outcomes o
+            WHERE o.id = (
+                SELECT p.id FROM outcomes p WHERE p.fix_id = o.fix_id
+                ORDER BY CASE p.kind WHEN 'rejected' THEN 0 WHEN 'reverted' THEN 0 WHEN 'edited' THEN 1
+                                     WHEN 'accepted' THEN 2 ELSE 3 END, p.id DESC
+                LIMIT 1)
+              AND EXISTS (SELECT 1 FROM suggestions s WHERE s.fix_id = o.fix_id);
+        DROP TABLE outcomes;
+        ALTER TABLE offer_outcomes RENAME TO outcomes;
+        CREATE INDEX outcomes_created ON outcomes (created_at);
+        CREATE INDEX outcomes_fix ON outcomes (fix_id)
+        """,
+    )
+
+
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -63,12 +63,42 @@ class FixRecord:
 
 
 @dataclass(frozen=True)
+class OfferRecord:
+    """One showing of a fix: the event outcomes belong to (the fix itself is ``fix``)."""
+
+    offer_id: str
+    fix: FixRecord
+    document_uri: str
+    document_version: int | None
+    created_at: datetime
+
+    @property
+    def fix_id(self) -> str:
+        return self.fix.fix_id
+
+
+@dataclass(frozen=True)
+class KeptRange:
+    """The final text of one range an accepted fix changed, after the user's edits."""
+
+    file: str
+    text: str
+
+
+@dataclass(frozen=True)
 class OutcomeRecord:
+    """What the user did with one offer: its latest decision (one row per offer)."""
+
     id: int
+    offer_id: str
     fix_id: str
     kind: str
+    #: For ``edited``: the enclosing items of the changed ranges as the user left them.
     final_code: str | None
+    #: For ``edited``: the changed ranges' own final text, file by file.
+    final_ranges: tuple[KeptRange, ...]
     created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -79,6 +109,8 @@ class AcceptedFix:
     """
 
     fix_id: str
+    #: The offer this example was decided on (the same fix offered twice is two events).
+    offer_id: str
     route: str
     code: str | None
     message: str

@@ -159,8 +159,8 @@ def _record_fix(store: Store, settings: Settings, before: str, after: str, kind:
     candidate = FixCandidate(
         edits=(Edit("src/main.rs", 0, len(before), after),), source="model", title=f"fix {kind}", route="mutability"
     )
-    fix = store.record_suggestion(diag_id, candidate, before_text=before, after_text=after, verified=True)
-    store.record_outcome(fix.fix_id, kind, final)
+    fix = store.record_offer(diag_id, candidate, before_text=before, after_text=after, verified=True)
+    store.record_outcome(fix.offer_id, kind, final)
     return fix.fix_id
 
 

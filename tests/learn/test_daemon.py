@@ -259,8 +259,8 @@ _SERVER_WRITER = textwrap.dedent(
             d = store.record_diagnostic(RustDiagnostic("error", f"m{n}", "E0384"), crate="/c", route="mutability",
                                         context=f"fn f{n}() {{}}")
             c = FixCandidate("model", "t", (Edit("main.rs", 0, 1, f"x{n}"),), "mutability")
-            store.record_suggestion(d, c, before_text=f"a{n}", after_text=f"b{n}", verified=True)
-            store.record_outcome(c.fix_id, "accepted")
+            shown = store.record_offer(d, c, before_text=f"a{n}", after_text=f"b{n}", verified=True)
+            store.record_outcome(shown.offer_id, "accepted")
             store.heartbeat("server")
             n += 1
     print(n)

@@ -13,15 +13,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
 from learner.config import Settings
 from learner.records import Edit, FixCandidate, RustDiagnostic, Span
 from learner.store import (
     EDITED_WEIGHT,
     AsyncWriter,
-    FixRecord,
     InvalidRecord,
+    KeptRange,
     NotFound,
+    OfferRecord,
     Store,
     StoreCorrupt,
     StoreTooNew,
@@ -52,7 +54,7 @@ def make_diag(n: int) -> RustDiagnostic:
     )
 
 
-def offer(store: Store, n: int, route: str = ROUTE) -> FixRecord:
+def offer(store: Store, n: int, route: str = ROUTE) -> OfferRecord:
     """Record diagnostic ``n`` and one verified model fix for it, as the server would."""
     diag_id = store.record_diagnostic(
         make_diag(n), crate=CRATE, route=route, toolchain="rustc 1.95.0", edition="2021", context=f"fn f{n}() {{ a }}"
@@ -67,7 +69,7 @@ def offer(store: Store, n: int, route: str = ROUTE) -> FixRecord:
         prompt_hash="abc",
         latency_s=0.5,
     )
-    return store.record_suggestion(
+    return store.record_offer(
         diag_id,
         candidate,
         before_text=f"fn f{n}() {{ a }}",
@@ -156,7 +158,7 @@ def test_store_written_by_newer_version_is_refused(db_path: Path) -> None:
 
 def test_reopening_applies_each_migration_once_and_keeps_data(db_path: Path) -> None:
     with Store(db_path) as s:
-        fix = offer(s, 1)
+        fix = offer(s, 1).fix
     with Store(db_path) as s:
         assert s.schema_version == migrations.LATEST_VERSION
         assert s.fix(fix.fix_id) == fix
@@ -164,18 +166,62 @@ def test_reopening_applies_each_migration_once_and_keeps_data(db_path: Path) -> 
     assert [(r["version"], r["name"]) for r in rows] == [(m.version, m.name) for m in migrations.MIGRATIONS]
 
 
+def _store_at_version(db_path: Path, version: int) -> None:
+    """A file as an older sleepy-coder left it: only the first ``version`` migrations applied."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "CREATE TABLE schema_migrations"
+        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+    )
+    for m in migrations.MIGRATIONS[:version]:
+        m.apply(Database(conn))
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, '2025-01-01T00:00:00+00:00')", (m.version, m.name))
+    conn.commit()
+    conn.close()
+
+
 def test_opening_an_older_store_applies_only_the_pending_migrations(db_path: Path) -> None:
+    _store_at_version(db_path, 1)
     with Store(db_path) as s:
-        fix = offer(s, 1)
-    with sqlite3.connect(db_path) as conn:  # Make it look like a file from before migrations 2 and 3.
-        for table in ("eval_results", "eval_runs", "adapter_versions", "learner_cycles", "training_sets"):
-            conn.execute(f"DROP TABLE {table}")
-        conn.execute("DELETE FROM schema_migrations WHERE version > 1")
+        assert s.schema_version == migrations.LATEST_VERSION
+        fix = offer(s, 1).fix
+        assert s.fix(fix.fix_id) == fix
+        assert s.start_eval_run("base") == 1
+        rows = s._rows("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+    assert rows[0]["applied_at"] == "2025-01-01T00:00:00+00:00"  # migration 1 was not applied again
+    assert [r["version"] for r in rows] == [m.version for m in migrations.MIGRATIONS]
+
+
+def test_offer_migration_turns_old_fix_outcomes_into_one_outcome_per_offer(db_path: Path) -> None:
+    """A store from before offers: outcomes keyed by (fix_id, kind) collapse onto the fix's newest
+    offer, the strongest kind winning, and the accepted fixes it trains on stay the same."""
+    _store_at_version(db_path, 3)
+    conn = sqlite3.connect(db_path)
+    now = "2025-01-01T00:00:00+00:00"
+    conn.execute(
+        "INSERT INTO diagnostics (id, created_at, last_seen_at, crate, file, code, route, level, message, context_sha,"
+        " diag_key) VALUES (1, ?, ?, '/c', 'src/main.rs', 'E0308', 'type_mismatch', 'error', 'm', 'x', 'k')",
+        (now, now),
+    )
+    for n, fix_id in enumerate(["fa", "fb"], start=1):
+        conn.execute(
+            "INSERT INTO suggestions (id, fix_id, diagnostic_id, source, title, edits_json, before_text, after_text,"
+            " verified, created_at) VALUES (?, ?, 1, 'rustc', 't', '[]', 'b', ?, 1, ?)",
+            (n, fix_id, f"after {fix_id}", now),
+        )
+    rows = [("fa", "accepted", None), ("fa", "edited", "mine"), ("fb", "accepted", None), ("fb", "rejected", None)]
+    conn.executemany(
+        "INSERT INTO outcomes (fix_id, kind, final_code, created_at) VALUES (?, ?, ?, ?)", [(*r, now) for r in rows]
+    )
+    conn.commit()
     conn.close()
     with Store(db_path) as s:
         assert s.schema_version == migrations.LATEST_VERSION
-        assert s.fix(fix.fix_id) == fix
-        assert s.start_eval_run("base") == 1
+        assert {(o.fix_id, o.kind) for o in s.outcomes()} == {("fa", "edited"), ("fb", "rejected")}
+        [example] = s.accepted_fixes()
+        assert (example.fix_id, example.target, example.edited) == ("fa", "mine", True)
+        assert [o.offer_id for o in s.offers("fa")] == ["legacy-1"]
 
 
 # ----------------------------------------------------------------------------- feedback
@@ -191,7 +237,9 @@ def test_same_diagnostic_in_same_code_is_one_row(store: Store) -> None:
 
 
 def test_offered_fix_round_trips_as_record(store: Store) -> None:
-    fix = offer(store, 3)
+    shown = offer(store, 3)
+    fix = shown.fix
+    assert store.offer(shown.offer_id) == shown and store.fix(fix.fix_id) == fix
     assert fix.edits == (Edit("src/main.rs", 13, 15, "x3"),)
     assert (fix.source, fix.verified, fix.verdict_reason, fix.latency_s) == ("model", True, "compiles", 0.5)
     assert store.fixes_for(fix.diagnostic_id) == [fix]
@@ -203,37 +251,99 @@ def test_fix_for_unknown_diagnostic_is_refused(store: Store) -> None:
         store.record_suggestion(999, candidate, before_text="", after_text="", verified=False)
 
 
-def test_outcome_is_recorded_once_per_fix_and_kind(store: Store) -> None:
-    fix = offer(store, 1)
-    assert store.record_outcome(fix.fix_id, "accepted") is True
-    assert store.record_outcome(fix.fix_id, "accepted") is False
-    assert store.record_outcome(fix.fix_id, "edited", "fn a() { 1 }") is True
-    assert store.record_outcome(fix.fix_id, "edited", "fn a() { 2 }") is False
-    outcomes = store.outcomes(fix.fix_id)
-    assert [(o.kind, o.final_code) for o in outcomes] == [("accepted", None), ("edited", "fn a() { 2 }")]
+def test_each_offer_keeps_one_outcome_its_latest_decision(store: Store) -> None:
+    shown = offer(store, 1)
+    assert store.record_outcome(shown.offer_id, "accepted") is True
+    assert store.record_outcome(shown.offer_id, "accepted") is False  # a duplicate editor event
+    ranges = (KeptRange("src/main.rs", "1"),)
+    assert store.record_outcome(shown.offer_id, "edited", "fn a() { 1 }", ranges) is True
+    assert store.record_outcome(shown.offer_id, "accepted") is False  # never undoes what watching found
+    assert store.record_outcome(shown.offer_id, "ignored") is False  # the ignore timer never overrides
+    [outcome] = store.outcomes(shown.fix_id)
+    assert (outcome.offer_id, outcome.kind, outcome.final_code, outcome.final_ranges) == (
+        shown.offer_id,
+        "edited",
+        "fn a() { 1 }",
+        ranges,
+    )
+    assert store.outcome(shown.offer_id) == outcome
+
+
+def test_the_same_fix_offered_again_is_a_separate_countable_event(store: Store) -> None:
+    first = offer(store, 1)
+    second = store.record_offer(
+        first.fix.diagnostic_id,
+        FixCandidate(
+            first.fix.source,
+            first.fix.title,
+            first.fix.edits,
+            ROUTE,
+            first.fix.model,
+            first.fix.adapter_version,
+            first.fix.prompt_hash,
+            first.fix.latency_s,
+        ),
+        before_text=first.fix.before_text,
+        after_text=first.fix.after_text,
+        verified=True,
+        document_uri="file:///other/src/main.rs",
+        document_version=7,
+    )
+    assert second.fix_id == first.fix_id and second.offer_id != first.offer_id
+    assert (second.document_uri, second.document_version) == ("file:///other/src/main.rs", 7)
+    store.record_outcome(first.offer_id, "rejected")
+    store.record_outcome(second.offer_id, "accepted")
+    assert sorted(o.kind for o in store.outcomes(first.fix_id)) == ["accepted", "rejected"]
+    [example] = store.accepted_fixes()  # rejected once, accepted once: the acceptance still counts
+    assert (example.fix_id, example.offer_id) == (first.fix_id, second.offer_id)
+    assert store.route_counts() == {ROUTE: {"accepted": 1, "rejected": 1}}
+
+
+def test_accepting_the_same_fix_twice_trains_on_it_once(store: Store) -> None:
+    first = offer(store, 1)
+    again = store.record_offer(
+        first.fix.diagnostic_id,
+        FixCandidate(
+            first.fix.source,
+            first.fix.title,
+            first.fix.edits,
+            ROUTE,
+            first.fix.model,
+            first.fix.adapter_version,
+            first.fix.prompt_hash,
+            first.fix.latency_s,
+        ),
+        before_text=first.fix.before_text,
+        after_text=first.fix.after_text,
+        verified=True,
+    )
+    store.record_outcome(first.offer_id, "accepted")
+    store.record_outcome(again.offer_id, "accepted")
+    assert store.counts()["accepted"] == 2
+    assert [e.offer_id for e in store.accepted_fixes()] == [again.offer_id]
 
 
 def test_bad_outcomes_are_refused_with_a_reason(store: Store) -> None:
-    fix = offer(store, 1)
-    with pytest.raises(NotFound, match="no offered fix"):
+    shown = offer(store, 1)
+    with pytest.raises(NotFound, match="no offer"):
         store.record_outcome("nope", "accepted")
     with pytest.raises(InvalidRecord, match="unknown outcome kind"):
-        store.record_outcome(fix.fix_id, "loved")
+        store.record_outcome(shown.offer_id, "loved")
     with pytest.raises(InvalidRecord, match="final code"):
-        store.record_outcome(fix.fix_id, "edited")
+        store.record_outcome(shown.offer_id, "edited")
     assert store.outcomes() == []
 
 
 def test_accepted_examples_never_include_rejected_fixes_and_prefer_edited_code(store: Store) -> None:
     fixes = [offer(store, n) for n in range(7)]
-    store.record_outcome(fixes[0].fix_id, "accepted")
-    store.record_outcome(fixes[1].fix_id, "rejected")
-    store.record_outcome(fixes[2].fix_id, "accepted")
-    store.record_outcome(fixes[2].fix_id, "reverted")
-    store.record_outcome(fixes[3].fix_id, "ignored")
-    store.record_outcome(fixes[4].fix_id, "edited", "fn f4() { mine }")
-    store.record_outcome(fixes[5].fix_id, "accepted")
-    store.record_outcome(fixes[5].fix_id, "edited", "fn f5() { mine }")
+    store.record_outcome(fixes[0].offer_id, "accepted")
+    store.record_outcome(fixes[1].offer_id, "rejected")
+    store.record_outcome(fixes[2].offer_id, "accepted")
+    store.record_outcome(fixes[2].offer_id, "reverted")
+    store.record_outcome(fixes[3].offer_id, "ignored")
+    store.record_outcome(fixes[4].offer_id, "edited", "fn f4() { mine }")
+    store.record_outcome(fixes[5].offer_id, "accepted")
+    store.record_outcome(fixes[5].offer_id, "edited", "fn f5() { mine }")
     examples = {e.fix_id: e for e in store.accepted_fixes()}
     assert set(examples) == {fixes[0].fix_id, fixes[4].fix_id, fixes[5].fix_id}
     assert examples[fixes[0].fix_id].target == "fn f0() { x0 }"
@@ -249,10 +359,10 @@ def test_accepted_examples_filter_by_route_and_time(db_path: Path) -> None:
     clock = Clock(datetime(2025, 1, 1, tzinfo=UTC))
     with Store(db_path, clock=clock) as s:
         old = offer(s, 1)
-        s.record_outcome(old.fix_id, "accepted")
+        s.record_outcome(old.offer_id, "accepted")
         clock.advance(days=2)
         new = offer(s, 2, route="borrow")
-        s.record_outcome(new.fix_id, "accepted")
+        s.record_outcome(new.offer_id, "accepted")
         assert [e.fix_id for e in s.accepted_fixes(route="borrow")] == [new.fix_id]
         assert [e.fix_id for e in s.accepted_fixes(since=clock.now - timedelta(days=1))] == [new.fix_id]
         assert [e.fix_id for e in s.accepted_fixes()] == [old.fix_id, new.fix_id]
@@ -351,16 +461,16 @@ def test_forget_before_a_date_deletes_only_older_records_and_sets_built_from_the
     clock = Clock(datetime(2025, 1, 1, tzinfo=UTC))
     with Store(db_path, clock=clock) as s:
         old = offer(s, 1)
-        s.record_outcome(old.fix_id, "accepted")
+        s.record_outcome(old.offer_id, "accepted")
         clock.advance(days=10)
         new = offer(s, 2)
-        s.record_outcome(new.fix_id, "accepted")
+        s.record_outcome(new.offer_id, "accepted")
         mixed = s.record_training_set(
             ROUTE, "/t/mixed.jsonl", n_examples=2, sha="s1", source_fix_ids=[old.fix_id, new.fix_id]
         )
         fresh = s.record_training_set(ROUTE, "/t/fresh.jsonl", n_examples=1, sha="s2", source_fix_ids=[new.fix_id])
         report = s.forget(before=datetime(2025, 1, 5, tzinfo=UTC))
-        assert report.counts == {"suggestions": 1, "diagnostics": 1, "outcomes": 1, "training_sets": 1}
+        assert report.counts == {"suggestions": 1, "offers": 1, "diagnostics": 1, "outcomes": 1, "training_sets": 1}
         assert report.training_sets == (mixed,)
         assert [e.fix_id for e in s.accepted_fixes()] == [new.fix_id]
         assert s.training_sets() == [fresh]
@@ -370,20 +480,26 @@ def test_forget_before_a_date_deletes_only_older_records_and_sets_built_from_the
 def test_retention_forgets_records_older_than_the_window(db_path: Path) -> None:
     clock = Clock(datetime(2025, 1, 1, tzinfo=UTC))
     with Store(db_path, clock=clock) as s:
-        s.record_outcome(offer(s, 1).fix_id, "rejected")
+        s.record_outcome(offer(s, 1).offer_id, "rejected")
         clock.advance(days=100)
         kept = offer(s, 2)
         assert s.apply_retention(0).total == 0
-        assert s.apply_retention(90).counts == {"suggestions": 1, "diagnostics": 1, "outcomes": 1, "training_sets": 0}
-        assert s.counts()["suggestions"] == 1 and s.fix(kept.fix_id) == kept
+        assert s.apply_retention(90).counts == {
+            "suggestions": 1,
+            "offers": 1,
+            "diagnostics": 1,
+            "outcomes": 1,
+            "training_sets": 0,
+        }
+        assert s.counts()["suggestions"] == 1 and s.fix(kept.fix_id) == kept.fix and s.offer(kept.offer_id) == kept
 
 
 def test_forget_everything_keeps_adapter_registry(store: Store) -> None:
-    store.record_outcome(offer(store, 1).fix_id, "accepted")
+    store.record_outcome(offer(store, 1).offer_id, "accepted")
     store.record_training_set(ROUTE, "/t/a.jsonl", n_examples=1, sha="s", source_fix_ids=[])
     store.register_candidate("a1", route=ROUTE, path="/a1")
     report = store.forget()
-    assert report.counts == {"outcomes": 1, "suggestions": 1, "diagnostics": 1, "training_sets": 1}
+    assert report.counts == {"outcomes": 1, "offers": 1, "suggestions": 1, "diagnostics": 1, "training_sets": 1}
     assert [t.path for t in report.training_sets] == ["/t/a.jsonl"]
     counts = store.counts()
     assert (counts["diagnostics"], counts["outcomes"], counts["adapter_versions"]) == (0, 0, 1)
@@ -391,8 +507,8 @@ def test_forget_everything_keeps_adapter_registry(store: Store) -> None:
 
 def test_export_then_import_reproduces_every_record(store: Store, tmp_path: Path) -> None:
     for n in range(3):
-        store.record_outcome(offer(store, n).fix_id, ("accepted", "rejected", "ignored")[n])
-    store.record_outcome(offer(store, 5).fix_id, "edited", "fn mine() {}")
+        store.record_outcome(offer(store, n).offer_id, ("accepted", "rejected", "ignored")[n])
+    store.record_outcome(offer(store, 5).offer_id, "edited", "fn mine() {}")
     store.record_training_set(ROUTE, "/t/a.jsonl", n_examples=1, sha="s", source_fix_ids=["x"])
     store.register_candidate("a1", route=ROUTE, path="/a1")
     store.register_candidate("a2", route=ROUTE, path="/a2", parent_version="a1")
@@ -407,6 +523,7 @@ def test_export_then_import_reproduces_every_record(store: Store, tmp_path: Path
         for t in (
             "diagnostics",
             "suggestions",
+            "offers",
             "outcomes",
             "training_sets",
             "adapter_versions",
@@ -432,14 +549,14 @@ def test_export_then_import_reproduces_every_record(store: Store, tmp_path: Path
 def test_async_writer_applies_writes_in_order_and_reports_failures(store: Store) -> None:
     fix = offer(store, 1)
     with AsyncWriter() as writer:
-        futures = [writer.submit(store.record_outcome, fix.fix_id, kind) for kind in ("accepted", "ignored")]
+        futures = [writer.submit(store.record_outcome, fix.offer_id, kind) for kind in ("accepted", "rejected")]
         bad = writer.submit(store.record_outcome, "unknown-fix", "accepted")
         writer.flush(timeout=10)
         assert [f.result() for f in futures] == [True, True]
         assert isinstance(bad.exception(), NotFound)
         later = writer.submit(store.heartbeat, "server")  # The thread survived the failure.
     assert later.done() and later.exception() is None
-    assert [o.kind for o in store.outcomes()] == ["accepted", "ignored"]
+    assert [o.kind for o in store.outcomes()] == ["rejected"]
     with pytest.raises(Exception, match="closed"):
         writer.submit(store.heartbeat, "server")
 
@@ -452,7 +569,7 @@ def test_async_writer_does_not_block_the_caller_while_another_process_holds_the_
     other.execute("BEGIN IMMEDIATE")  # Another process mid-transaction (the learner, say).
     with AsyncWriter() as writer:
         started = time.monotonic()
-        future = writer.submit(store.record_outcome, fix.fix_id, "accepted")
+        future = writer.submit(store.record_outcome, fix.offer_id, "accepted")
         assert time.monotonic() - started < 0.1
         time.sleep(0.3)
         assert not future.done()  # Still waiting on the lock, in the background.
@@ -474,17 +591,17 @@ KINDS_WITH_CODE = [
 
 def _write_for(
     path: str, name: str, pairs: list[tuple[str, str, str | None]], run_id: int, duration_s: float
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """One writer process: alternately an (idempotent, shared) outcome and a unique eval result."""
-    outcomes: set[tuple[str, str]] = set()
+) -> tuple[list[str], list[str]]:
+    """One writer process: alternately a (shared) offer's outcome and a unique eval result."""
+    outcomes: set[str] = set()
     cases: list[str] = []
     with Store(path) as store:
         deadline = time.monotonic() + duration_s
         i = 0
         while time.monotonic() < deadline:
-            fix_id, kind, code = pairs[i % len(pairs)]
-            store.record_outcome(fix_id, kind, code)
-            outcomes.add((fix_id, kind))
+            offer_id, kind, code = pairs[i % len(pairs)]
+            store.record_outcome(offer_id, kind, code)
+            outcomes.add(offer_id)
             case = f"{name}-{i}"
             store.record_eval_result(run_id, case_id=case, source=name, route=ROUTE, passed=True)
             cases.append(case)
@@ -511,9 +628,9 @@ def _read_while_written(path: str, duration_s: float) -> int:
 @pytest.mark.parametrize("duration_s", [3.0])
 def test_two_writer_processes_and_a_reader_lose_and_duplicate_nothing(db_path: Path, duration_s: float) -> None:
     with Store(db_path) as s:
-        fix_ids = [offer(s, n).fix_id for n in range(40)]
+        offer_ids = [offer(s, n).offer_id for n in range(40)]
         run_id = s.start_eval_run("concurrency")
-    pairs = [(f, kind, code) for f in fix_ids for kind, code in KINDS_WITH_CODE]
+    pairs = [(o, kind, code) for o in offer_ids for kind, code in KINDS_WITH_CODE]
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=3, mp_context=ctx) as pool:
         a = pool.submit(_write_for, str(db_path), "a", pairs, run_id, duration_s)
@@ -522,7 +639,7 @@ def test_two_writer_processes_and_a_reader_lose_and_duplicate_nothing(db_path: P
         (a_outcomes, a_cases), (b_outcomes, b_cases) = a.result(timeout=120), b.result(timeout=120)
         assert reader.result(timeout=120) > 0
     with Store(db_path) as s:
-        stored = [(o.fix_id, o.kind) for o in s.outcomes()]
+        stored = [o.offer_id for o in s.outcomes()]  # one row per offer, whatever its latest kind
         cases = [r.case_id for r in s.eval_results(run_id)]
     assert len(stored) == len(set(stored))
     assert set(stored) == set(a_outcomes) | set(b_outcomes)
