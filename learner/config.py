@@ -91,6 +91,9 @@ class Settings:
     exclude_globs: list[str] = field(default_factory=list)
     #: Seconds a shown fix may stay unapplied before it is recorded as ignored.
     ignore_timeout_s: float = 600.0
+    #: Seconds an accepted fix is watched for the user's edits (``edited``/``reverted``); untouched
+    #: by then, the accept stands.
+    edit_window_s: float = 600.0
     #: Minutes without editor activity before the learner counts the machine as idle.
     idle_minutes: float = 10.0
     #: Seconds one cargo check may take before it is abandoned.

@@ -21,16 +21,22 @@ from lsprotocol import types
 
 from learner.records import Edit, Span
 from learner.records import RustDiagnostic as RustDiag
-from lsp_server.fixes import ErrorOffers, ModelResult, Offer
+from lsp_server.fixes import ErrorOffers, ModelResult, Offer, ShownOffer
 
 SOURCE = "sleepy-coder"
 ACCEPT_COMMAND = "sleepy-coder.accept"
 REJECT_COMMAND = "sleepy-coder.reject"
+#: Attached to a model action that found no fix: running it shows why (clients do nothing visible
+#: with an action that has neither an edit nor a command).
+EXPLAIN_COMMAND = "sleepy-coder.explain"
 REJECT_TITLE = "Reject this fix (sleepy-coder)"
 _ERROR_CODE = re.compile(r"E\d{4}")
 
 #: Maps an absolute file path to the URI the editor knows it by.
 UriOf = Callable[[Path], str]
+#: The document version each open document's fixes were computed for (uri -> version); None
+#: means the client cannot check versions and gets plain ``changes``.
+Versions = Mapping[str, int | None] | None
 
 
 # ----------------------------------------------------------------------------- positions
@@ -119,6 +125,20 @@ def related_spans(diag: RustDiag) -> list[tuple[Span, str]]:
     return found
 
 
+def full_message(diag: RustDiag) -> str:
+    """rustc's message as rust-analyzer shows it: the headline, the primary span's label
+    (``expected `u32`, found `usize` ``) and the notes and help that point nowhere else."""
+    lines = [diag.message]
+    span = diag.primary_span
+    if span is not None and span.label and span.label != diag.message:
+        lines.append(span.label)
+    for child in diag.children:
+        located = any(s.suggested_replacement is None and s.label for s in child.spans)
+        if child.message and not located:
+            lines.append(f"{child.level}: {child.message}")
+    return "\n".join(lines)
+
+
 def to_diagnostic(diag: RustDiag, sources: Sources, uri_of: UriOf, encoding: str) -> types.Diagnostic:
     """An LSP diagnostic for a rustc message whose primary span is in ``sources``."""
     span = diag.primary_span
@@ -144,7 +164,7 @@ def to_diagnostic(diag: RustDiag, sources: Sources, uri_of: UriOf, encoding: str
             else None
         ),
         source=SOURCE,
-        message=diag.message,
+        message=full_message(diag),
         related_information=related or None,
         data={"key": diag.key},
     )
@@ -179,8 +199,19 @@ def requested(
 # ----------------------------------------------------------------------------- edits and actions
 
 
-def workspace_edit(edits: Iterable[Edit], root: Path, data: Mapping[str, bytes], uri_of: UriOf, encoding: str):
-    """A WorkspaceEdit of byte-offset edits, placed against the bytes they were computed on."""
+def workspace_edit(
+    edits: Iterable[Edit],
+    root: Path,
+    data: Mapping[str, bytes],
+    uri_of: UriOf,
+    encoding: str,
+    versions: Versions = None,
+) -> types.WorkspaceEdit:
+    """A WorkspaceEdit of byte-offset edits, placed against the bytes they were computed on.
+
+    With ``versions`` it is ``documentChanges`` naming the document version each edit was computed
+    for, so the client refuses it once the document changed instead of overwriting later edits.
+    """
     changes: dict[str, list[types.TextEdit]] = {}
     for edit in edits:
         source = data.get(edit.file, b"")
@@ -193,28 +224,45 @@ def workspace_edit(edits: Iterable[Edit], root: Path, data: Mapping[str, bytes],
                 new_text=edit.new_text,
             )
         )
-    return types.WorkspaceEdit(changes=changes)
+    if versions is None:
+        return types.WorkspaceEdit(changes=changes)
+    return types.WorkspaceEdit(
+        document_changes=[
+            types.TextDocumentEdit(
+                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=versions.get(uri)),
+                edits=list(text_edits),
+            )
+            for uri, text_edits in changes.items()
+        ]
+    )
 
 
-def offer_action(offer: Offer, diagnostic: types.Diagnostic, uri_of: UriOf, encoding: str) -> types.CodeAction:
-    """A verified fix as a quick fix whose command records that the user applied it."""
+def accept_command(shown: ShownOffer) -> types.Command:
+    return types.Command(title="Record the accepted fix", command=ACCEPT_COMMAND, arguments=[shown.offer_id])
+
+
+def offer_action(
+    shown: ShownOffer, diagnostic: types.Diagnostic, uri_of: UriOf, encoding: str, versions: Versions = None
+) -> types.CodeAction:
+    """A verified fix as a quick fix whose command records that the user applied this offer."""
+    offer: Offer = shown.offer
     candidate = offer.candidate
     return types.CodeAction(
         title=candidate.title,
         kind=types.CodeActionKind.QuickFix,
         diagnostics=[diagnostic],
         is_preferred=candidate.preferred or None,
-        edit=workspace_edit(candidate.edits, offer.root, offer.sources, uri_of, encoding),
-        command=types.Command(title="Record the accepted fix", command=ACCEPT_COMMAND, arguments=[offer.fix_id]),
+        edit=workspace_edit(candidate.edits, offer.root, offer.sources, uri_of, encoding, versions),
+        command=accept_command(shown),
     )
 
 
-def reject_action(offer: Offer, diagnostic: types.Diagnostic) -> types.CodeAction:
+def reject_action(shown: ShownOffer, diagnostic: types.Diagnostic) -> types.CodeAction:
     return types.CodeAction(
-        title=f"{REJECT_TITLE}: {offer.candidate.title}",
+        title=f"{REJECT_TITLE}: {shown.title}",
         kind=types.CodeActionKind.QuickFix,
         diagnostics=[diagnostic],
-        command=types.Command(title=REJECT_TITLE, command=REJECT_COMMAND, arguments=[offer.fix_id]),
+        command=types.Command(title=REJECT_TITLE, command=REJECT_COMMAND, arguments=[shown.offer_id]),
     )
 
 
@@ -241,16 +289,17 @@ def code_actions(
     encoding: str,
     *,
     model: bool,
+    versions: Versions = None,
 ) -> list[types.CodeAction]:
     """Per error: rustc's verified fixes, a reject action for each offered fix, and the model action
-    (resolved already when the model answered for this version, else left for ``codeAction/resolve``)."""
+    (resolved already when the model answered for this version, else left for ``codeAction/resolve``;
+    offered only while ``model`` says the model is available)."""
     actions: list[types.CodeAction] = []
     for entry in entries:
         diagnostic = to_diagnostic(entry.diagnostic, sources, uri_of, encoding)
-        model_offer = entry.model.offer if entry.model is not None else None
-        shown = [*entry.offers, model_offer] if model and model_offer is not None else list(entry.offers)
-        actions.extend(offer_action(o, diagnostic, uri_of, encoding) for o in shown)
-        if model and model_offer is None:
+        shown = [*entry.offers, entry.model_offer] if model and entry.model_offer is not None else list(entry.offers)
+        actions.extend(offer_action(o, diagnostic, uri_of, encoding, versions) for o in shown)
+        if model and entry.model_offer is None:
             actions.append(model_action(entry.route, diagnostic, uri, version, entry.diagnostic.key))
         actions.extend(reject_action(o, diagnostic) for o in shown)
     return actions
@@ -280,22 +329,39 @@ def fix_ref(data: Any) -> FixRef | None:
     return FixRef(uri, version, key)
 
 
-def resolved_action(action: types.CodeAction, result: ModelResult, uri_of: UriOf, encoding: str):
-    """The model action with its verified edit, or with a title that says why there is none."""
-    offer = result.offer
-    if offer is None:
+def resolved_action(
+    action: types.CodeAction,
+    result: ModelResult,
+    shown: ShownOffer | None,
+    uri_of: UriOf,
+    encoding: str,
+    versions: Versions = None,
+) -> types.CodeAction:
+    """The model action with its verified edit; without one, a title and an explain command that
+    say why (so picking it shows the reason instead of doing nothing)."""
+    if shown is None:
         action.title = f"{action.title}: {result.explanation}"
         action.edit = None
-        action.command = None
+        action.command = types.Command(
+            title="Why there is no fix", command=EXPLAIN_COMMAND, arguments=[result.explanation]
+        )
         return action
+    offer = shown.offer
     action.title = offer.candidate.title
-    action.edit = workspace_edit(offer.candidate.edits, offer.root, offer.sources, uri_of, encoding)
-    action.command = types.Command(title="Record the accepted fix", command=ACCEPT_COMMAND, arguments=[offer.fix_id])
+    action.edit = workspace_edit(offer.candidate.edits, offer.root, offer.sources, uri_of, encoding, versions)
+    action.command = accept_command(shown)
     return action
 
 
-def fix_id_argument(args: Sequence[Any]) -> str:
-    """The fix id of ``sleepy-coder.accept/reject [fixId]``; ValueError names what was wrong."""
+def offer_id_argument(args: Sequence[Any]) -> str:
+    """The offer id of ``sleepy-coder.accept/reject [offerId]``; ValueError names what was wrong."""
     if len(args) != 1 or not isinstance(args[0], str) or not args[0]:
-        raise ValueError(f"expected one argument, the fix id (a string), not {list(args)!r}")
+        raise ValueError(f"expected one argument, the offer id (a string), not {list(args)!r}")
+    return args[0]
+
+
+def text_argument(args: Sequence[Any]) -> str:
+    """The one string argument of ``sleepy-coder.explain [reason]``."""
+    if len(args) != 1 or not isinstance(args[0], str):
+        raise ValueError(f"expected one argument, a message (a string), not {list(args)!r}")
     return args[0]

@@ -1,9 +1,10 @@
 """Offered fixes: a verified candidate with the code around it before and after, and their caches.
 
-An :class:`Offer` is what the store records (``record_suggestion`` keeps the enclosing items
-before and after the fix, never whole files) and what the feedback watcher follows once the
-user applies it. The :class:`FixRegistry` remembers every offer by ``fix_id`` (so the accept and
-reject commands find them) and caches model results per document version and error.
+An :class:`Offer` is a verified fix with what the store keeps of it (the enclosing items before
+and after, never whole files). Each time one is shown for a document version it becomes a
+:class:`ShownOffer` with its own ``offer_id``: the identity of that event, which the accept and
+reject commands carry and the outcomes are recorded against. The :class:`FixRegistry` keeps
+the shown offers and caches model results per document version and error.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from learner.errors import SleepyCoderError
 from learner.fix.verifier import Verifier
 from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict, VerifiedFix
 from learner.rust.items import region_at
+from learner.store import new_offer_id
 
+#: Shown offers kept for the accept/reject commands; an older one is answered "unknown offer".
+MAX_SHOWN = 1000
 #: Separates the regions of a fix that touches several items, in before/after texts.
 REGION_SEPARATOR = "\n\n"
 
@@ -28,6 +32,9 @@ class RegionChange:
     file: str
     before: str
     after: str
+    #: Where the region is in the file before the fix (bytes), so it can be followed after it.
+    byte_start: int = 0
+    byte_end: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ def regions_changed(diag: RustDiagnostic, edits: tuple[Edit, ...], before: dict[
                 file,
                 region.text(data),
                 after[file][new_start:new_end].decode("utf-8", "replace"),
+                region.byte_start,
+                region.byte_end,
             )
         )
     return tuple(changes)
@@ -114,6 +123,24 @@ def make_offer(verifier: Verifier, verified: VerifiedFix, diag: RustDiagnostic) 
             before[span.file] = after[span.file] = path.read_bytes()
     regions = regions_changed(diag, candidate.edits, before, after)
     return Offer(candidate, verified.verdict, diag, verifier.crate.root, regions, before)
+
+
+@dataclass(frozen=True)
+class ShownOffer:
+    """An offer as shown in one document version: the event the user's decision belongs to."""
+
+    offer_id: str
+    offer: Offer
+    uri: str
+    version: int | None
+
+    @property
+    def fix_id(self) -> str:
+        return self.offer.fix_id
+
+    @property
+    def title(self) -> str:
+        return self.offer.candidate.title
 
 
 @dataclass
@@ -150,10 +177,12 @@ class ErrorOffers:
 
     diagnostic: RustDiagnostic
     route: str
-    #: rustc's verified suggestions (empty while they are still being verified).
-    offers: list[Offer]
+    #: rustc's verified suggestions as shown now (empty while they are still being verified).
+    offers: list[ShownOffer]
     #: The model's finished answer for this document version, if it was asked already.
     model: ModelResult | None
+    #: Its verified fix as shown now, if it has one.
+    model_offer: ShownOffer | None = None
 
 
 def document_key(uri: str, version: int | None) -> str:
@@ -161,20 +190,34 @@ def document_key(uri: str, version: int | None) -> str:
 
 
 class FixRegistry:
-    """Every offer by fix id, and model results by ``uri@version`` + error key."""
+    """Shown offers by offer id (and by what they show, so a repeated request reuses the id), and
+    model results by ``uri@version`` + error key."""
 
     def __init__(self) -> None:
-        self._offers: dict[str, Offer] = {}
+        self._shown: dict[str, ShownOffer] = {}
+        self._ids: dict[tuple[str, int | None, str, str], str] = {}
         self._model: dict[tuple[str, str], ModelResult] = {}
 
-    def remember(self, offer: Offer) -> bool:
-        """Keep ``offer``; True if its fix id is new."""
-        new = offer.fix_id not in self._offers
-        self._offers[offer.fix_id] = offer
-        return new
+    def show(self, offer: Offer, uri: str, version: int | None) -> tuple[ShownOffer, bool]:
+        """The offer as shown in ``uri@version``; True the first time (record it then).
 
-    def get(self, fix_id: str) -> Offer | None:
-        return self._offers.get(fix_id)
+        The same fix for the same error in the same document version is the same offer, however
+        many times the editor asks for code actions; a new version, crate or day is a new one.
+        """
+        key = (uri, version, offer.diagnostic.key, offer.fix_id)
+        if (offer_id := self._ids.get(key)) is not None:
+            return self._shown[offer_id], False
+        shown = ShownOffer(new_offer_id(), offer, uri, version)
+        self._ids[key] = shown.offer_id
+        self._shown[shown.offer_id] = shown
+        while len(self._shown) > MAX_SHOWN:  # each holds its files' bytes: keep the newest only
+            oldest = next(iter(self._shown.values()))
+            del self._shown[oldest.offer_id]
+            self._ids.pop((oldest.uri, oldest.version, oldest.offer.diagnostic.key, oldest.fix_id), None)
+        return shown, True
+
+    def get(self, offer_id: str) -> ShownOffer | None:
+        return self._shown.get(offer_id)
 
     def model_result(self, uri: str, version: int | None, key: str) -> ModelResult | None:
         return self._model.get((document_key(uri, version), key))
@@ -194,5 +237,6 @@ class FixRegistry:
         self._model.clear()
 
     def clear(self) -> None:
-        self._offers.clear()
+        self._shown.clear()
+        self._ids.clear()
         self._model.clear()

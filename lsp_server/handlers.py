@@ -20,11 +20,18 @@ from lsp_server.server import SleepyServer
 CODE_ACTION_OPTIONS = types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix], resolve_provider=True)
 
 
-def _fix_id(args: tuple[Any, ...]) -> str:
+def _offer_id(args: tuple[Any, ...]) -> str:
     try:
-        return convert.fix_id_argument(args)
+        return convert.offer_id_argument(args)
     except ValueError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
+
+
+def _versions(ls: SleepyServer, versions: dict[str, int | None]) -> convert.Versions:
+    """Document versions for edits, when the client can refuse a stale edit (``documentChanges``)."""
+    workspace = ls.client_capabilities.workspace
+    edit = workspace.workspace_edit if workspace is not None else None
+    return versions if edit is not None and edit.document_changes else None
 
 
 def register(server: SleepyServer) -> None:
@@ -58,7 +65,7 @@ def register(server: SleepyServer) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: SleepyServer, params: types.DidChangeTextDocumentParams) -> None:
-        ls.document_changed(params.text_document.uri)
+        ls.document_changed(params)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, CODE_ACTION_OPTIONS)
     def code_action(ls: SleepyServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
@@ -68,28 +75,40 @@ def register(server: SleepyServer) -> None:
             return None  # no check of this version yet: offer nothing rather than wait
         errors = convert.requested(view.errors, view.sources, params.range, params.context.diagnostics, ls.encoding)
         entries = ls.offers_for(view, errors)
-        on = ls.settings.model_enabled
-        return convert.code_actions(entries, view.sources, view.uri, view.version, ls.uri_for, ls.encoding, model=on)
+        versions = _versions(ls, view.versions)
+        model = ls.model_available()
+        return convert.code_actions(
+            entries, view.sources, view.uri, view.version, ls.uri_for, ls.encoding, model=model, versions=versions
+        )
 
     @server.feature(types.CODE_ACTION_RESOLVE)
     async def code_action_resolve(ls: SleepyServer, action: types.CodeAction) -> types.CodeAction:
         ref = convert.fix_ref(action.data)
         if ref is None:
             return action
-        result = await ls.resolve_model_fix(ref)
-        return convert.resolved_action(action, result, ls.uri_for, ls.encoding)
+        result, shown = await ls.resolve_model_fix(ref)
+        view = ls.view_for(ref.uri)
+        versions = _versions(ls, view.versions if view is not None else {ref.uri: ref.version})
+        return convert.resolved_action(action, result, shown, ls.uri_for, ls.encoding, versions)
 
     @server.command(convert.ACCEPT_COMMAND)
     async def accept(ls: SleepyServer, *args: Any) -> dict[str, Any]:
-        return await ls.accept(_fix_id(args))
+        return await ls.accept(_offer_id(args))
 
     @server.command(convert.REJECT_COMMAND)
     async def reject(ls: SleepyServer, *args: Any) -> dict[str, Any]:
-        return await ls.reject(_fix_id(args))
+        return await ls.reject(_offer_id(args))
+
+    @server.command(convert.EXPLAIN_COMMAND)
+    def explain(ls: SleepyServer, *args: Any) -> str:
+        try:
+            return ls.explain(convert.text_argument(args))
+        except ValueError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from exc
 
     @server.command("sleepy-coder.learnNow")
     async def learn_now(ls: SleepyServer, *args: Any) -> str:
-        return await ls.blocking(commands.learn_now, ls.settings)
+        return await ls.learn_now()
 
     @server.command("sleepy-coder.status")
     async def status(ls: SleepyServer, *args: Any) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from learner.config import Settings
 from learner.fix.router import route_for
 from learner.records import RustDiagnostic
 from learner.rust.toolchain import rustc_version
-from learner.store import AsyncWriter, Store, StoreError
-from lsp_server.fixes import Offer
+from learner.store import AsyncWriter, KeptRange, Store, StoreError
+from lsp_server.fixes import Offer, ShownOffer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,16 +84,30 @@ class Recorder:
         if span is not None and not self.excluded(root, span.file):
             self.submit(_record_diagnostic, root, edition, diag, context)
 
-    def offer(self, edition: str, offer: Offer, context: str, *, verified: bool = True) -> Future[str] | None:
-        span = offer.diagnostic.primary_span
-        if span is None or self.excluded(offer.root, span.file):
+    def offer(self, edition: str, shown: ShownOffer, context: str) -> Future[str] | None:
+        """Record one showing of a verified fix (its own offer id, document and version)."""
+        if self._offer_excluded(shown.offer):
             return None
-        return self.submit(_record_offer, edition, offer, context, verified)
+        return self.submit(_record_offer, edition, shown, context)
 
-    def outcome(self, fix_id: str, kind: str, final_code: str | None = None) -> Future[bool] | None:
-        if not self.settings.learning_enabled:
+    def refused(self, edition: str, offer: Offer, context: str) -> Future[int] | None:
+        """Record a candidate the verifier refused: a suggestion for the learner, never an offer."""
+        if self._offer_excluded(offer):
             return None
-        return self.submit(_record_outcome, fix_id, kind, final_code)
+        return self.submit(_record_refused, edition, offer, context)
+
+    def outcome(
+        self, shown: ShownOffer, kind: str, final_code: str | None = None, final_ranges: tuple[KeptRange, ...] = ()
+    ) -> Future[bool] | None:
+        """Record what the user did with an offer; nothing for an offer that was never recorded
+        (learning off, or an excluded file)."""
+        if self._offer_excluded(shown.offer):
+            return None
+        return self.submit(_record_outcome, shown.offer_id, kind, final_code, final_ranges)
+
+    def _offer_excluded(self, offer: Offer) -> bool:
+        span = offer.diagnostic.primary_span
+        return span is None or self.excluded(offer.root, span.file)
 
     def heartbeat(self) -> None:
         now = time.monotonic()
@@ -108,21 +122,40 @@ def _record_diagnostic(store: Store, root: Path, edition: str, diag: RustDiagnos
     )
 
 
-def _record_offer(store: Store, edition: str, offer: Offer, context: str, verified: bool) -> str:
+def _record_offer(store: Store, edition: str, shown: ShownOffer, context: str) -> str:
+    offer = shown.offer
+    diag_id = _record_diagnostic(store, offer.root, edition, offer.diagnostic, context)
+    record = store.record_offer(
+        diag_id,
+        offer.candidate,
+        before_text=offer.before_text,
+        after_text=offer.after_text,
+        verified=True,
+        verdict_reason=offer.verdict.reason,
+        offer_id=shown.offer_id,
+        document_uri=shown.uri,
+        document_version=shown.version,
+    )
+    return record.offer_id
+
+
+def _record_refused(store: Store, edition: str, offer: Offer, context: str) -> int:
     diag_id = _record_diagnostic(store, offer.root, edition, offer.diagnostic, context)
     record = store.record_suggestion(
         diag_id,
         offer.candidate,
         before_text=offer.before_text,
         after_text=offer.after_text,
-        verified=verified,
+        verified=False,
         verdict_reason=offer.verdict.reason,
     )
-    return record.fix_id
+    return record.id
 
 
-def _record_outcome(store: Store, fix_id: str, kind: str, final_code: str | None) -> bool:
-    return store.record_outcome(fix_id, kind, final_code)
+def _record_outcome(
+    store: Store, offer_id: str, kind: str, final_code: str | None, final_ranges: tuple[KeptRange, ...]
+) -> bool:
+    return store.record_outcome(offer_id, kind, final_code, final_ranges)
 
 
 def _heartbeat(store: Store) -> None:

@@ -41,12 +41,12 @@ from learner.model.hotswap import HotSwap
 from learner.progress import Progress
 from learner.records import RustDiagnostic
 from learner.rust.check import CheckCancelled
-from learner.store import AdapterVersion, NotFound, StoreError
+from learner.store import AdapterVersion, StoreError
 from lsp_server import convert
 from lsp_server.adapters import active_map, attach_active, change_between
 from lsp_server.analysis import CrateCheck, OpenDocument, check_crate, model_fix, verify_rustc
-from lsp_server.feedback import FeedbackTracker, Outcome, char_offset
-from lsp_server.fixes import ErrorOffers, FixRegistry, ModelResult, Offer
+from lsp_server.feedback import FeedbackTracker, Outcome, TextChange, offset_at, watched_files
+from lsp_server.fixes import ErrorOffers, FixRegistry, ModelResult, Offer, ShownOffer
 from lsp_server.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,11 @@ class DocumentView:
     @property
     def sources(self) -> convert.Sources:
         return convert.Sources(self.check.root, self.check.sources)
+
+    @property
+    def versions(self) -> dict[str, int | None]:
+        """The version of each open document the check (and so its fixes) saw."""
+        return {doc.uri: doc.version for doc in self.check.documents.values()}
 
 
 class SleepyProtocol(LanguageServerProtocol):
@@ -295,9 +300,7 @@ class SleepyServer(LanguageServer):
         self._publish(check)
         for diag in check.session.errors:
             self.recorder.diagnostic(check.root, check.crate.edition, diag, check.contexts.get(diag.key, ""))
-        for path, doc in check.documents.items():
-            errors = [_char_span(doc.text, d) for d in check.errors_in(path)]
-            self._record(self.feedback.document_checked(doc.uri, doc.text, errors))
+        self._settle_watches(check)
 
     def _publish(self, check: CrateCheck) -> None:
         previous = self._published.get(check.crate.key, set())
@@ -333,41 +336,51 @@ class SleepyServer(LanguageServer):
     # ------------------------------------------------------------------ fixes
 
     def offers_for(self, view: DocumentView, errors: list[RustDiagnostic]) -> list[ErrorOffers]:
-        """rustc's verified fixes (and a finished model fix) for each error; each is recorded and
-        its ignore timer started the first time it is shown."""
+        """rustc's verified fixes (and a finished model fix) for each error, as offers of this
+        document version; each is recorded and its ignore timer started the first time it is shown."""
         result = []
         for diag in errors:
-            offers = list(view.check.offers.get(diag.key, []))
+            offers = [self._show(view, offer) for offer in view.check.offers.get(diag.key, [])]
             model = self.fixes.model_result(view.uri, view.version, diag.key)
-            for offer in offers + (model.offers if model else []):
-                self._shown(view.check, offer)
-            result.append(ErrorOffers(diag, route_for(diag).name, offers, model))
+            model_offer = self._show(view, model.offer) if model is not None and model.offer is not None else None
+            result.append(ErrorOffers(diag, route_for(diag).name, offers, model, model_offer))
         return result
 
-    def _shown(self, check: CrateCheck, offer: Offer, *, verified: bool = True) -> None:
-        if self.fixes.remember(offer):
-            context = check.contexts.get(offer.diagnostic.key, "")
-            self.recorder.offer(check.crate.edition, offer, context, verified=verified)
-        if verified and self.feedback.shown(offer.fix_id):
-            asyncio.get_running_loop().call_later(self.settings.ignore_timeout_s, self._ignore_elapsed, offer.fix_id)
+    def _show(self, view: DocumentView, offer: Offer) -> ShownOffer:
+        shown, new = self.fixes.show(offer, view.uri, view.version)
+        if new:
+            context = view.check.contexts.get(offer.diagnostic.key, "")
+            self.recorder.offer(view.check.crate.edition, shown, context)
+        if self.feedback.shown(shown.offer_id):
+            asyncio.get_running_loop().call_later(self.settings.ignore_timeout_s, self._ignore_elapsed, shown)
+        return shown
 
-    def _ignore_elapsed(self, fix_id: str) -> None:
-        if self.feedback.ignored(fix_id):
-            self.recorder.outcome(fix_id, "ignored")
+    def _ignore_elapsed(self, shown: ShownOffer) -> None:
+        if self.feedback.ignored(shown.offer_id):
+            self.recorder.outcome(shown, "ignored")
 
-    async def resolve_model_fix(self, ref: convert.FixRef) -> ModelResult:
-        """The model's verified fix for one error (cached per document version and error)."""
+    def model_available(self) -> bool:
+        """Whether to offer the model action: model fixes are on and the model has not failed to load."""
+        return self.settings.model_enabled and self.runtime.state != "failed"
+
+    async def resolve_model_fix(self, ref: convert.FixRef) -> tuple[ModelResult, ShownOffer | None]:
+        """The model's verified fix for one error (cached per document version and error), as an
+        offer of that version; refused when the document changed while the model worked."""
         cached = self.fixes.model_result(ref.uri, ref.version, ref.key)
-        if cached is not None:
-            return cached
         view = self.view_for(ref.uri)
-        diag = view.check.find(view.path, ref.key) if view is not None and view.version == ref.version else None
-        if view is None or diag is None:
-            return ModelResult.stale()
+        if view is None or view.version != ref.version:
+            return ModelResult.stale(), None
+        if cached is not None:
+            return cached, self._show(view, cached.offer) if cached.offer is not None else None
+        diag = view.check.find(view.path, ref.key)
+        if diag is None:
+            return ModelResult.stale(), None
         if not self.settings.model_enabled:
-            return ModelResult(notes=["model fixes are turned off (sleepyCoder.modelEnabled)"])
+            return ModelResult(notes=["model fixes are turned off (sleepyCoder.modelEnabled)"]), None
         cancel = threading.Event()
-        token = await self._begin_progress(f"sleepy-coder: fixing {diag.code or 'the error'}")
+        token = await self._begin_progress(
+            f"sleepy-coder: fixing {diag.code or 'the error'} ({route_for(diag).name})", cancel
+        )
         try:
             result = await asyncio.get_running_loop().run_in_executor(
                 self._model_pool, self._model_job, view.check, diag, cancel, self._progress_sink(token)
@@ -381,12 +394,12 @@ class SleepyServer(LanguageServer):
             why = f"model fixes are unavailable: {self.runtime.error}. rustc's suggestions still work."
             self.tell(why, once="model-unavailable")
         for offer in result.refused:
-            self._shown(view.check, offer, verified=False)
-        for offer in result.offers:
-            self._shown(view.check, offer)
+            self.recorder.refused(view.check.crate.edition, offer, view.check.contexts.get(diag.key, ""))
         if "cancelled" not in result.notes:
             self.fixes.keep_model_result(ref.uri, ref.version, ref.key, result)
-        return result
+        if self.view_for(ref.uri) is None:  # edited while the model worked: its offsets are stale
+            return ModelResult(notes=["the file changed while the model was working; ask again"]), None
+        return result, self._show(view, result.offer) if result.offer is not None else None
 
     def _model_job(
         self, check: CrateCheck, diag: RustDiagnostic, cancel: threading.Event, progress: Progress
@@ -400,7 +413,9 @@ class SleepyServer(LanguageServer):
             self._attach_adapters()
         return model_fix(check, diag, self.runtime, self.settings, cancel, progress)
 
-    async def _begin_progress(self, title: str) -> str | None:
+    async def _begin_progress(self, title: str, cancel: threading.Event) -> str | None:
+        """Start a cancellable work-done progress (VS Code shows it as a notification with Cancel);
+        the client's cancel sets ``cancel``. None when the client shows no progress."""
         window = self.client_capabilities.window
         if window is None or not window.work_done_progress:
             return None
@@ -409,7 +424,8 @@ class SleepyServer(LanguageServer):
             await asyncio.wait_for(self.work_done_progress.create_async(token), timeout=2.0)
         except (TimeoutError, JsonRpcException):  # a slow or refusing client: no progress bar, no stuck request
             return None
-        self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False))
+        self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=True))
+        self.work_done_progress.tokens[token].add_done_callback(lambda f: cancel.set() if f.cancelled() else None)
         return token
 
     def _progress_sink(self, token: str | None) -> Progress:
@@ -427,47 +443,128 @@ class SleepyServer(LanguageServer):
     def _end_progress(self, token: str | None) -> None:
         if token is not None:
             self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+            self.work_done_progress.tokens.pop(token, None)
 
     # ------------------------------------------------------------------ feedback
 
     def _record(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
-            self.recorder.outcome(outcome.fix_id, outcome.kind, outcome.final_code)
+            if (shown := self.fixes.get(outcome.offer_id)) is not None:
+                self.recorder.outcome(shown, outcome.kind, outcome.final_code, outcome.final_ranges)
 
-    def document_changed(self, uri: str) -> None:
-        if self.feedback.watching(uri):
-            self._record(self.feedback.document_changed(uri, self.workspace.get_text_document(uri).source))
+    def document_changed(self, params: types.DidChangeTextDocumentParams) -> None:
+        """Follow watched fixes through the edit (the content changes, in order)."""
+        uri = params.text_document.uri
+        if uri in self.feedback.watched_uris():
+            changes = [_text_change(c) for c in params.content_changes]
+            text = self.workspace.get_text_document(uri).source
+            self._record(self.feedback.document_changed(uri, changes, text, self.encoding))
         self.activity()
 
-    async def accept(self, fix_id: str) -> dict[str, Any]:
-        """``sleepy-coder.accept``: record the fix as applied and start watching its region."""
-        offer = self.fixes.get(fix_id)
-        primary = offer.primary if offer else None
-        recorded = await self._written(self.recorder.outcome(fix_id, "accepted", primary.after if primary else None))
-        self.feedback.decided(fix_id)
-        if offer is not None and primary is not None:
-            uri = self.uri_for(offer.root / primary.file)
-            if (doc := self.workspace.text_documents.get(uri)) is not None:
-                self.feedback.accepted(fix_id, uri, doc.source, primary.before, primary.after)
-        return {"fixId": fix_id, "outcome": "accepted", "recorded": recorded}
+    def _settle_watches(self, check: CrateCheck) -> None:
+        """After a check: decide the watched fixes of this crate whose items compile again."""
+        texts: dict[str, str] = {}
+        errors: dict[str, list[tuple[int, int]]] = {}
+        for uri in self.feedback.watched_uris():
+            path = path_of(uri)
+            if path is None or not check.covers(path):
+                continue
+            snapshot = check.documents.get(path)
+            if snapshot is not None:
+                text = snapshot.text
+            elif uri in self.workspace.text_documents or not path.is_file():
+                continue  # open with unsaved changes: the check did not see them
+            else:
+                text = path.read_text("utf-8", "replace")
+                self._record(self.feedback.file_replaced(uri, text))
+            texts[uri] = text
+            errors[uri] = [_char_span(text, d) for d in check.errors_in(path)]
+        self._record(self.feedback.crate_checked(texts, errors))
 
-    async def reject(self, fix_id: str) -> dict[str, Any]:
-        recorded = await self._written(self.recorder.outcome(fix_id, "rejected"))
-        self.feedback.rejected(fix_id)
-        return {"fixId": fix_id, "outcome": "rejected", "recorded": recorded}
+    def _file_text(self, uri: str, root: Path, rel: str) -> str | None:
+        """A file's current text: the editor's buffer when open, else the disk's."""
+        if (doc := self.workspace.text_documents.get(uri)) is not None:
+            return doc.source
+        try:
+            return (root / rel).read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _shown_offer(self, offer_id: str) -> ShownOffer:
+        shown = self.fixes.get(offer_id)
+        if shown is None:
+            raise JsonRpcInvalidParams(
+                f"no offer with id {offer_id!r} (offered before the server restarted or the data was forgotten?); "
+                "ask for code actions again"
+            )
+        return shown
+
+    async def accept(self, offer_id: str) -> dict[str, Any]:
+        """``sleepy-coder.accept``: record that the offer was applied and watch the ranges it changed."""
+        shown = self._shown_offer(offer_id)
+        offer = shown.offer
+        recorded = await self._written(self.recorder.outcome(shown, "accepted"))
+        files, order = watched_files(
+            offer, lambda rel: self.uri_for(offer.root / rel), lambda uri, rel: self._file_text(uri, offer.root, rel)
+        )
+        if files:
+            self.feedback.accepted(offer_id, files, order)
+            asyncio.get_running_loop().call_later(self.settings.edit_window_s, self.feedback.window_closed, offer_id)
+        else:
+            self.feedback.decided(offer_id)
+        return {
+            "offerId": offer_id,
+            "fixId": shown.fix_id,
+            "title": shown.title,
+            "outcome": "accepted",
+            "recorded": recorded,
+        }
+
+    async def reject(self, offer_id: str) -> dict[str, Any]:
+        """``sleepy-coder.reject``: record that the user turned this offer down."""
+        shown = self._shown_offer(offer_id)
+        recorded = await self._written(self.recorder.outcome(shown, "rejected"))
+        self.feedback.rejected(offer_id)
+        return {
+            "offerId": offer_id,
+            "fixId": shown.fix_id,
+            "title": shown.title,
+            "outcome": "rejected",
+            "recorded": recorded,
+        }
+
+    def explain(self, reason: str) -> str:
+        """``sleepy-coder.explain``: the command of a model action without a fix, so picking it says why."""
+        self.tell(reason)
+        return reason
 
     async def _written(self, future: Future[Any] | None) -> bool:
-        """Wait (without blocking the loop) for a queued write; an unknown fix id is the caller's error."""
+        """Wait (without blocking the loop) for a queued write; False when nothing was recorded."""
         if future is None:
             return False
         try:
-            await asyncio.wait_for(asyncio.wrap_future(future), timeout=10.0)
-        except NotFound as exc:
-            raise JsonRpcInvalidParams(str(exc)) from exc
-        except (StoreError, TimeoutError) as exc:
+            return bool(await asyncio.wait_for(asyncio.wrap_future(future), timeout=10.0))
+        except (StoreError, TimeoutError) as exc:  # NotFound included: the offer was forgotten meanwhile
             log.warning("could not record: %s", exc)
             return False
-        return True
+
+    async def learn_now(self) -> str:
+        """``sleepy-coder.learnNow``: start a cycle; if it outlasts the first second or so, say what it
+        did when it ends (a message), since the answer to the command cannot wait that long."""
+        from lsp_server.commands import finished_sentence, learn_now
+
+        started = await self.blocking(learn_now, self.settings, self.recorder.store)
+        if started.process is not None:
+            process = started.process
+
+            async def report_end() -> None:
+                code = await asyncio.get_running_loop().run_in_executor(None, process.wait)
+                store = self.recorder.store
+                sentence = await self.blocking(finished_sentence, code, store, self.settings.learner_log)
+                self.tell(sentence, kind=types.MessageType.Info if code == 0 else types.MessageType.Warning)
+
+            self.spawn(report_end())
+        return started.message
 
     async def forget(self) -> dict[str, int]:
         from lsp_server.commands import forget
@@ -516,7 +613,17 @@ class SleepyServer(LanguageServer):
 
 
 def _char_span(text: str, diag: RustDiagnostic) -> tuple[int, int]:
+    """Character offsets of rustc's 1-based (line, character column) span in ``text``."""
     span = diag.primary_span
     if span is None:
         return (0, 0)
-    return char_offset(text, span.line_start, span.column_start), char_offset(text, span.line_end, span.column_end)
+    start = offset_at(text, span.line_start - 1, span.column_start - 1, "utf-32")
+    return start, offset_at(text, span.line_end - 1, span.column_end - 1, "utf-32")
+
+
+def _text_change(change: Any) -> TextChange:
+    """An lsprotocol content change as the tracker's record."""
+    rng = getattr(change, "range", None)
+    if rng is None:
+        return TextChange(None, None, change.text)
+    return TextChange((rng.start.line, rng.start.character), (rng.end.line, rng.end.character), change.text)

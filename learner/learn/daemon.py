@@ -47,6 +47,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
+from learner.learn.cycle_report import describe_cycle, write_cycle_report
 from learner.learn.forget import apply_retention
 from learner.learn.gate import GateConfig, evaluate_candidate, heldout_fix_ids, is_held_out, record_decision
 from learner.learn.idle import IdleDetector, LearningPaused, PauseSwitch
@@ -283,8 +284,12 @@ class Learner:
             outcome = "failed"
             details["error"] = f"{type(exc).__name__}: {exc}"
             log.exception("cycle %d failed", cycle_id)
-        store.finish_cycle(cycle_id, outcome, details)
-        log.info("cycle %d finished: %s", cycle_id, outcome)
+        finished = store.finish_cycle(cycle_id, outcome, details)
+        log.info("cycle %d finished: %s", cycle_id, describe_cycle(outcome, details))
+        try:
+            write_cycle_report(self.settings, finished)
+        except OSError as exc:  # the cycle's work is in the store; a report that cannot be written is not fatal
+            log.warning("could not write the report of cycle %d: %s", cycle_id, exc)
         return CycleResult(cycle_id, outcome, details)
 
     def _retention(self, store: Store) -> dict[str, Any]:

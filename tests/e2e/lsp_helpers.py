@@ -112,6 +112,18 @@ def offset(text: str, position: types.Position, encoding: str) -> int:
     return start + len(line)
 
 
+def edits_for(edit: types.WorkspaceEdit | None, uri: str) -> list[types.TextEdit]:
+    """The text edits a WorkspaceEdit makes to ``uri``, from ``changes`` or ``documentChanges``."""
+    assert edit is not None, "the action has no edit"
+    if edit.changes is not None:
+        return list(edit.changes.get(uri, []))
+    found: list[types.TextEdit] = []
+    for change in edit.document_changes or []:
+        if isinstance(change, types.TextDocumentEdit) and change.text_document.uri == uri:
+            found.extend(e for e in change.edits if isinstance(e, types.TextEdit))
+    return found
+
+
 def apply_edit(text: str, edits: list[types.TextEdit], encoding: str) -> str:
     for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
         a, b = offset(text, edit.range.start, encoding), offset(text, edit.range.end, encoding)

@@ -60,10 +60,11 @@ local ok, err = pcall(function()
   result.picked = picked
 
   -- The accept command travels client -> plugin -> server; then the user saves.
-  step('fix id remembered', vim.wait(10000, function()
-    return sc.last_fix_id() ~= nil
+  step('accept answered', vim.wait(10000, function()
+    return sc.last_accepted() ~= nil
   end, 20))
-  result.fix_id = sc.last_fix_id()
+  result.offer_id = sc.last_offer_id()
+  result.fix_id = sc.last_accepted().fixId
   vim.cmd('write')
   step('diagnostics cleared', vim.wait(60000, function()
     return #vim.diagnostic.get(bufnr) == 0

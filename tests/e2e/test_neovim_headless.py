@@ -59,4 +59,4 @@ def test_neovim_applies_rustc_fix_and_acceptance_is_recorded(tmp_path: Path) -> 
     assert result["status"]["store"]["accepted"] == 1
     with open_store() as store:
         [outcome] = store.outcomes(result["fix_id"])
-        assert outcome.kind == "accepted"
+        assert outcome.kind == "accepted" and outcome.offer_id == result["offer_id"]

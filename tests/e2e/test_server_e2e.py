@@ -21,6 +21,7 @@ from tests.e2e.lsp_helpers import (
     SERVER,
     apply_edit,
     code_actions,
+    edits_for,
     encoding_of,
     open_file,
     open_store,
@@ -88,32 +89,47 @@ async def test_rustc_fix_is_offered_applied_and_recorded_as_accepted(client: Lan
     [rustc] = _by_title(actions, "rustc:")
     assert rustc.is_preferred and rustc.kind == types.CodeActionKind.QuickFix
     assert rustc.command is not None and rustc.command.command == "sleepy-coder.accept"
-    fix_id = rustc.command.arguments[0]
+    offer_id = rustc.command.arguments[0]
     assert _by_title(actions, "Reject this fix (sleepy-coder)")
     [model] = _by_title(actions, "Fix with sleepy-coder (")
     assert model.edit is None and model.data["key"]
 
-    # The tiny model's answer is garbage: the resolve completes and says why there is no edit.
+    # The tiny model's answer is garbage: the resolve completes and says why there is no edit,
+    # with a command that shows the reason when the user picks it.
     resolved = await client.code_action_resolve_async(model)
     assert resolved.title.startswith(model.title + ": ")
     assert resolved.edit is None
+    assert resolved.command is not None and resolved.command.command == "sleepy-coder.explain"
+    [reason] = resolved.command.arguments
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="sleepy-coder.explain", arguments=[reason])
+    )
+    await wait_until(lambda: [m for m in client.messages if reason in m.message])
 
-    # Apply the rustc fix as the editor does: its edit, then its command.
-    assert rustc.edit is not None and rustc.edit.changes is not None
-    fixed = apply_edit(main.read_text(), rustc.edit.changes[uri], encoding)
+    # Apply the rustc fix as the editor does: its edit, then its command. A client that declares
+    # documentChanges (VS Code) gets the document version, so it refuses the edit once it is stale.
+    assert rustc.edit is not None
+    if client.capabilities.workspace.workspace_edit.document_changes:  # type: ignore[union-attr]
+        [versioned] = rustc.edit.document_changes or []
+        assert isinstance(versioned, types.TextDocumentEdit) and versioned.text_document.version == 1
+    else:
+        assert rustc.edit.changes is not None and rustc.edit.document_changes is None
+    fixed = apply_edit(main.read_text(), edits_for(rustc.edit, uri), encoding)
     assert "let t = s.clone();" in fixed
     save_file(client, main, fixed, version=2)
     answer = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="sleepy-coder.accept", arguments=[fix_id])
+        types.ExecuteCommandParams(command="sleepy-coder.accept", arguments=[offer_id])
     )
-    assert answer["recorded"] is True
+    assert answer["recorded"] is True and answer["offerId"] == offer_id and answer["title"] == rustc.title
     await wait_until(lambda: uri in client.diagnostics and not _errors(client, uri, "E0382"))
 
     with open_store() as store:
-        [outcome] = store.outcomes(fix_id)
-        assert outcome.kind == "accepted" and "s.clone()" in (outcome.final_code or "")
-        fix = store.fix(fix_id)
-        assert fix is not None and fix.verified and "fn main" in fix.before_text and "s.clone()" in fix.after_text
+        outcome = store.outcome(offer_id)
+        assert outcome is not None and outcome.kind == "accepted"
+        offer = store.offer(offer_id)
+        assert offer is not None and (offer.document_uri, offer.document_version) == (uri, 1)
+        fix = offer.fix
+        assert fix.verified and "fn main" in fix.before_text and "s.clone()" in fix.after_text
         assert store.counts()["diagnostics"] >= 1
 
 
@@ -132,19 +148,20 @@ async def test_edit_after_accept_is_recorded_with_final_code(tmp_path: Path) -> 
         actions = await wait_until(lambda: _with_rustc(client, uri, diag))
         assert not _by_title(actions, "Fix with sleepy-coder"), "the model tier is off"
         [rustc] = _by_title(actions, "rustc:")
-        fix_id = rustc.command.arguments[0]
-        fixed = apply_edit(main.read_text(), rustc.edit.changes[uri], encoding)
+        offer_id = rustc.command.arguments[0]
+        fixed = apply_edit(main.read_text(), edits_for(rustc.edit, uri), encoding)
         save_file(client, main, fixed, version=2)
         await client.workspace_execute_command_async(
-            types.ExecuteCommandParams(command="sleepy-coder.accept", arguments=[fix_id])
+            types.ExecuteCommandParams(command="sleepy-coder.accept", arguments=[offer_id])
         )
         await wait_until(lambda: uri in client.diagnostics and not _errors(client, uri, "E0382"))
         # The user rewrites the fixed line inside the fixed function, and it compiles.
         edited = fixed.replace("let t = s.clone();", "let t = s.to_owned();")
         save_file(client, main, edited, version=3)
         with open_store() as store:
-            outcome = await wait_until(lambda: [o for o in store.outcomes(fix_id) if o.kind == "edited"])
-        assert "s.to_owned()" in outcome[0].final_code
+            outcome = await wait_until(lambda: (o := store.outcome(offer_id)) is not None and o.kind == "edited" and o)
+        assert "s.to_owned()" in outcome.final_code and outcome.final_code.startswith("fn main()")
+        assert [r.text for r in outcome.final_ranges] == [".to_owned()"]
     finally:
         await stop(client)
 
@@ -157,14 +174,15 @@ async def test_shown_fix_is_ignored_after_timeout_and_rejection_is_recorded(tmp_
         [diag] = await wait_until(lambda: _errors(client, uri, "E0382"))
         actions = await wait_until(lambda: _with_rustc(client, uri, diag))
         [reject] = _by_title(actions, "Reject this fix (sleepy-coder)")
-        fix_id = reject.command.arguments[0]
+        offer_id = reject.command.arguments[0]
         with open_store() as store:
-            await wait_until(lambda: [o for o in store.outcomes(fix_id) if o.kind == "ignored"], timeout=10)
+            await wait_until(lambda: (o := store.outcome(offer_id)) is not None and o.kind == "ignored", timeout=10)
             answer = await client.workspace_execute_command_async(
                 types.ExecuteCommandParams(command=reject.command.command, arguments=list(reject.command.arguments))
             )
-            assert answer["outcome"] == "rejected"
-            assert {o.kind for o in store.outcomes(fix_id)} == {"ignored", "rejected"}
+            assert answer["outcome"] == "rejected" and reject.title.endswith(answer["title"])
+            outcome = store.outcome(offer_id)
+            assert outcome is not None and outcome.kind == "rejected", "a later decision replaces 'ignored'"
     finally:
         await stop(client)
 
@@ -253,7 +271,7 @@ async def test_commands_status_forget_report_learn(tmp_path: Path, tiny_model_di
     try:
         provider = client.server_capabilities.execute_command_provider  # type: ignore[attr-defined]
         advertised = set(provider.commands) if provider else set()
-        names = {"accept", "reject", "learnNow", "status", "forgetData", "openReport"}
+        names = {"accept", "reject", "explain", "learnNow", "status", "forgetData", "openReport"}
         assert {f"sleepy-coder.{n}" for n in names} <= advertised
 
         async def run(command: str, *args: Any) -> Any:
@@ -265,6 +283,7 @@ async def test_commands_status_forget_report_learn(tmp_path: Path, tiny_model_di
         await wait_until(lambda: _with_rustc(client, uri, diag))
         status = await run("status")
         assert status["modelState"] == "off" and status["routesWithAdapters"] == []
+        assert any(line.startswith("Recorded: ") for line in status["summary"])
         assert status["learner"]["state"] == "idle" and status["learner"]["lastCycle"] is None
         assert status["store"]["diagnostics"] >= 1 and status["store"]["suggestions"] >= 1
         forgotten = await run("forgetData")
@@ -277,14 +296,20 @@ async def test_commands_status_forget_report_learn(tmp_path: Path, tiny_model_di
         # as learnNow waits (1.5 s) to tell "finished" from "started", so either answer is right.
         answer = await run("learnNow")
         assert "finished" in answer or "learning started" in answer, answer
+        if "learning started" in answer:  # the server says what the cycle did once it ends
+            await wait_until(lambda: [m for m in client.messages if "nothing to learn" in m.message], timeout=60)
+        else:
+            assert "nothing to learn: 0 new accepted fixes" in answer
 
         async def last_cycle() -> Any:
             return (await run("status"))["learner"]["lastCycle"]
 
         assert await wait_until(last_cycle, timeout=60)
-        with pytest.raises(Exception, match="fix id"):
+        report = await wait_until(lambda: run("openReport"), timeout=60)
+        assert report["path"].endswith("latest-cycle.md"), "the cycle wrote a report"
+        with pytest.raises(Exception, match="offer id"):
             await run("accept")
-        with pytest.raises(Exception, match="no offered fix"):
+        with pytest.raises(Exception, match="no offer with id"):
             await run("reject", "0123456789abcdef")
     finally:
         await stop(client)

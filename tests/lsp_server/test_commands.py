@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import stat
 import sys
@@ -23,11 +22,12 @@ from typing import Any
 import pytest
 
 from learner.config import Settings
+from learner.learn.cycle_report import write_cycle_report
 from learner.model.handle import ModelUnavailable, RuntimeHandle
 from learner.records import Edit, FixCandidate, RustDiagnostic, Span
 from learner.store import Store
 from lsp_server import commands
-from lsp_server.commands import LEARN_ARGS, forget, learn_now, report_path, status
+from lsp_server.commands import LEARN_ARGS, forget, last_cycle_sentence, learn_now, report_path, status
 
 
 def _settings(tmp_path: Path, **options: Any) -> Settings:
@@ -53,22 +53,27 @@ def _record_fix(store: Store, kind: str = "accepted") -> str:
     diag = RustDiagnostic(level="error", message="borrow of moved value: `s`", code="E0382", spans=(span,))
     diag_id = store.record_diagnostic(diag, crate="/crate", route="moved-value", context="fn main() {}")
     candidate = FixCandidate("rustc", "clone it", (Edit("src/main.rs", 10, 11, "s.clone()"),), "moved-value")
-    fix = store.record_suggestion(
+    fix = store.record_offer(
         diag_id, candidate, before_text="let t = s;", after_text="let t = s.clone();", verified=True
     )
-    store.record_outcome(fix.fix_id, kind)
+    store.record_outcome(fix.offer_id, kind)
     return fix.fix_id
 
 
 def test_status_without_a_store_says_the_learner_is_unavailable(settings: Settings) -> None:
     answer = status(settings, RuntimeHandle(settings), None)
+    summary = answer.pop("summary")
     assert answer == {
         "model": settings.model,
         "modelState": "off",
+        "modelError": None,
         "routesWithAdapters": [],
         "learner": {"state": "unavailable", "lastCycle": None},
         "store": {},
     }
+    assert summary[0] == f"Model: {settings.model} (model fixes are off (modelEnabled = false))"
+    assert "Learner: unavailable; no cycle yet" in summary
+    assert "Recorded: nothing (the feedback store cannot be opened)" in summary
 
 
 def test_status_of_an_empty_store_is_idle_with_zero_counts(settings: Settings, store: Store) -> None:
@@ -82,7 +87,10 @@ def test_status_of_an_empty_store_is_idle_with_zero_counts(settings: Settings, s
 
 def test_status_counts_what_the_store_holds(settings: Settings, store: Store) -> None:
     _record_fix(store, "accepted")
-    counts = status(settings, RuntimeHandle(settings), store)["store"]
+    answer = status(settings, RuntimeHandle(settings), store)
+    counts = answer["store"]
+    assert "Recorded: 1 fixes offered; 1 accepted, 0 edited, 0 reverted, 0 rejected, 0 ignored" in answer["summary"]
+    assert not any("suggestions" in line or "outcomes" in line for line in answer["summary"]), "no table names"
     assert (counts["diagnostics"], counts["suggestions"], counts["outcomes"], counts["accepted"]) == (1, 1, 1, 1)
     assert counts["rejected"] == 0
 
@@ -92,14 +100,15 @@ def test_status_shows_a_running_cycle_state_and_when_it_started(settings: Settin
     [started] = store.cycles(1)
     assert started.id == cycle
     learner = status(settings, RuntimeHandle(settings), store)["learner"]
-    assert learner == {"state": "training", "lastCycle": started.started_at.isoformat()}
+    assert learner == {"state": "training", "lastCycle": started.started_at.isoformat(), "lastOutcome": "still running"}
 
 
 def test_status_after_a_finished_cycle_is_idle_with_its_finish_time(settings: Settings, store: Store) -> None:
     finished = store.finish_cycle(store.start_cycle("training"), "promoted")
     assert finished.finished_at is not None
     learner = status(settings, RuntimeHandle(settings), store)["learner"]
-    assert learner == {"state": "idle", "lastCycle": finished.finished_at.isoformat()}
+    assert learner["state"] == "idle" and learner["lastCycle"] == finished.finished_at.isoformat()
+    assert learner["lastOutcome"].startswith("promoted")
 
 
 def test_status_with_learning_off_says_off_even_while_a_cycle_runs(tmp_path: Path) -> None:
@@ -108,7 +117,7 @@ def test_status_with_learning_off_says_off_even_while_a_cycle_runs(tmp_path: Pat
         store.start_cycle("gating")
         [cycle] = store.cycles(1)
         learner = status(off, RuntimeHandle(off), store)["learner"]
-    assert learner == {"state": "off", "lastCycle": cycle.started_at.isoformat()}
+    assert learner["state"] == "off" and learner["lastCycle"] == cycle.started_at.isoformat()
 
 
 def test_status_lists_only_routes_with_an_active_adapter_sorted(settings: Settings, store: Store) -> None:
@@ -147,27 +156,41 @@ def test_forget_deletes_records_and_training_files_but_keeps_adapters(settings: 
 
     counts = forget(settings, store)
 
-    assert counts == {"outcomes": 1, "suggestions": 1, "diagnostics": 1, "training_sets": 1}
+    assert counts == {"outcomes": 1, "offers": 1, "suggestions": 1, "diagnostics": 1, "training_sets": 1}
     assert not training_file.exists()
     left = store.counts()
     assert (left["diagnostics"], left["suggestions"], left["outcomes"], left["training_sets"]) == (0, 0, 0, 0)
     assert store.fix(fix_id) is None
     assert list(store.active_versions()) == ["moved-value"]
-    assert forget(settings, store) == {"outcomes": 0, "suggestions": 0, "diagnostics": 0, "training_sets": 0}
+    assert forget(settings, store) == {
+        "outcomes": 0,
+        "offers": 0,
+        "suggestions": 0,
+        "diagnostics": 0,
+        "training_sets": 0,
+    }
 
 
-def test_report_path_is_none_until_the_summary_exists(settings: Settings) -> None:
+def test_report_path_is_the_newest_report_a_cycle_or_an_eval_wrote(settings: Settings, store: Store) -> None:
     assert report_path(settings) is None
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     summary = settings.reports_dir / "summary.md"
     summary.write_text("# results\n")
+    os.utime(summary, (1, 1))
     assert report_path(settings) == {"path": str(summary)}
+    cycle = store.finish_cycle(store.start_cycle(), "nothing-to-learn", {"new_examples": {"borrow": 1}})
+    latest = write_cycle_report(settings, cycle)
+    assert report_path(settings) == {"path": str(latest)}
+    text = latest.read_text()
+    assert (
+        text.startswith(f"# Learning cycle {cycle.id}") and "nothing to learn: 1 new accepted fix (borrow: 1)" in text
+    )
 
 
 def test_learn_now_with_learning_off_starts_nothing(tmp_path: Path) -> None:
     off = _settings(tmp_path, learningEnabled=False)
-    answer = learn_now(off)
-    assert answer == "learning is turned off (sleepyCoder.learningEnabled = false)"
+    answer = learn_now(off, None)
+    assert answer.message == "learning is turned off (sleepyCoder.learningEnabled = false)" and answer.process is None
     assert not off.learner_log.exists()
 
 
@@ -183,8 +206,8 @@ def test_learn_now_reports_a_learner_that_stops_at_once_with_its_status(
     tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "executable", str(_fake_python(tmp_path, "echo 'no GPU' >&2\nexit 3")))
-    answer = learn_now(settings)
-    assert answer == f"the learner stopped at once (exit status 3); see {settings.learner_log}"
+    answer = learn_now(settings, None).message
+    assert answer == f"the learner stopped (exit status 3); see {settings.learner_log}"
     log = settings.learner_log.read_text()
     assert f"args: -m learner {' '.join(LEARN_ARGS)}\n" in log
     handed = json.loads(log.split("settings: ", 1)[1].splitlines()[0])
@@ -197,7 +220,7 @@ def test_learn_now_appends_to_the_learner_log(
 ) -> None:
     settings.learner_log.write_text("earlier run\n")
     monkeypatch.setattr(sys, "executable", str(_fake_python(tmp_path, "exit 0")))
-    assert learn_now(settings) == f"the learning cycle finished; its log is {settings.learner_log}"
+    assert learn_now(settings, None).message == "learning cycle finished: no cycle was recorded; see the learner log"
     assert settings.learner_log.read_text().startswith("earlier run\nargs: -m learner")
 
 
@@ -207,7 +230,9 @@ def test_learn_now_leaves_a_long_running_learner_running_and_names_its_process(
     monkeypatch.setattr(sys, "executable", str(_fake_python(tmp_path, "exec sleep 30")))
     monkeypatch.setattr(commands, "LEARN_STARTUP_S", 0.3)
     started = time.monotonic()
-    answer = learn_now(settings)
+    started_learning = learn_now(settings, None)
+    answer = started_learning.message
+    assert started_learning.process is not None
     assert time.monotonic() - started < 5
     assert answer.startswith("learning started (process ") and answer.endswith(f"its log is {settings.learner_log}")
     pid = int(answer.removeprefix("learning started (process ").split(")")[0])
@@ -232,19 +257,22 @@ def test_learn_now_runs_a_real_learner_cycle_that_finds_nothing_to_learn(tmp_pat
     settings = Settings(model=str(tmp_path / "no-model"), model_enabled=False)
     assert settings.data_dir == isolated_home / "data"
     settings.ensure_dirs()
-    answer = learn_now(settings)
-    # The real learner takes about as long to finish as learn_now waits for it: either answer is right.
-    log = re.escape(str(settings.learner_log))
-    assert re.fullmatch(rf"(the learning cycle finished|learning started \(process \d+\)); its log is {log}", answer)
-    _wait_for(settings.learner_log, "nothing-to-learn")
     with Store.open(settings) as store:
+        started = learn_now(settings, store)
+        if started.process is not None:  # the real learner takes about as long as learn_now waits for it
+            assert started.process.wait(timeout=120) == 0
+        _wait_for(settings.learner_log, "nothing to learn")
         [cycle] = store.cycles()
-    assert cycle.outcome == "nothing-to-learn" and cycle.finished_at is not None
+        assert cycle.outcome == "nothing-to-learn" and cycle.finished_at is not None
+        assert last_cycle_sentence(store) == "nothing to learn: 0 new accepted fixes"
+        if started.process is None:
+            assert started.message == "learning cycle finished: nothing to learn: 0 new accepted fixes"
+    assert (settings.reports_dir / "latest-cycle.md").is_file(), "the cycle wrote its report"
 
 
 def test_learn_now_learns_from_the_store_in_the_servers_data_folder(tmp_path: Path) -> None:
     custom = _settings(tmp_path / "custom", model=str(tmp_path / "no-model"))
-    learn_now(custom)
+    learn_now(custom, None)
     _wait_for(custom.learner_log, "nothing-to-learn")
     with Store.open(custom) as store:
         assert [c.outcome for c in store.cycles()] == ["nothing-to-learn"]

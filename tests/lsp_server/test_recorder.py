@@ -22,9 +22,9 @@ from learner.records import Applicability, Edit, FixCandidate, RustDiagnostic, V
 from learner.rust.check import check
 from learner.rust.crate import locate_crate
 from learner.rust.toolchain import rustc_version
-from learner.store import NotFound, Store, StoreError
+from learner.store import NotFound, Store, StoreError, new_offer_id
 from lsp_server import recorder as recorder_module
-from lsp_server.fixes import Offer, regions_changed
+from lsp_server.fixes import Offer, ShownOffer, regions_changed
 from lsp_server.recorder import Recorder
 from tests.rust_fixtures import MOVED_VALUE_BIN
 
@@ -79,6 +79,11 @@ def _offer(compiled: Compiled, *, source: str = "rustc", reason: str = "compiles
     return Offer(candidate, Verdict(ok=True, reason=reason), diag, compiled.root, regions, before)
 
 
+def _shown(compiled: Compiled, version: int = 1) -> ShownOffer:
+    """The offer as shown in one document version (a fresh offer id each time)."""
+    return ShownOffer(new_offer_id(), _offer(compiled), (compiled.root / "main.rs").as_uri(), version)
+
+
 def _reopen(settings: Settings) -> Store:
     return Store.open(settings)
 
@@ -111,74 +116,90 @@ def test_diagnostic_without_a_span_is_not_recorded(recorder: Recorder, moved_val
     assert recorder.store is not None and recorder.store.counts()["diagnostics"] == 0
 
 
-def test_offer_records_its_diagnostic_and_suggestion_and_returns_the_fix_id(
+def test_offer_records_its_diagnostic_suggestion_and_offer_and_returns_the_offer_id(
     recorder: Recorder, moved_value: Compiled
 ) -> None:
-    offer = _offer(moved_value)
-    future = recorder.offer("2021", offer, "context text")
+    shown = _shown(moved_value, version=4)
+    future = recorder.offer("2021", shown, "context text")
     assert future is not None
-    assert future.result(timeout=10) == offer.fix_id
+    assert future.result(timeout=10) == shown.offer_id
     assert recorder.store is not None
-    fix = recorder.store.fix(offer.fix_id)
-    assert fix is not None
+    record = recorder.store.offer(shown.offer_id)
+    assert record is not None and (record.document_uri, record.document_version) == (shown.uri, 4)
+    fix = record.fix
+    assert fix.fix_id == shown.fix_id
     assert fix.verified and fix.verdict_reason == "compiles" and fix.source == "rustc"
-    assert fix.edits == offer.candidate.edits
-    assert fix.before_text == offer.before_text and fix.after_text == offer.after_text
+    assert fix.edits == shown.offer.candidate.edits
+    assert fix.before_text == shown.offer.before_text and fix.after_text == shown.offer.after_text
     assert "let t = s;" in fix.before_text and ".clone()" in fix.after_text
     diagnostic = recorder.store.diagnostic(fix.diagnostic_id)
     assert diagnostic.context == "context text" and diagnostic.code == "E0382"
 
 
-def test_unverified_offer_is_recorded_as_unverified(recorder: Recorder, moved_value: Compiled) -> None:
+def test_a_refused_candidate_is_recorded_as_an_unverified_suggestion_never_an_offer(
+    recorder: Recorder, moved_value: Compiled
+) -> None:
     offer = _offer(moved_value, source="model", reason="still fails: E0382")
-    future = recorder.offer("2021", offer, "", verified=False)
-    assert future is not None and future.result(timeout=10) == offer.fix_id
+    future = recorder.refused("2021", offer, "")
+    assert future is not None and future.result(timeout=10) > 0
     assert recorder.store is not None
     fix = recorder.store.fix(offer.fix_id)
     assert fix is not None and not fix.verified and fix.verdict_reason == "still fails: E0382"
+    assert recorder.store.offers() == []
 
 
 def test_outcome_submitted_right_after_its_offer_is_stored_after_it(recorder: Recorder, moved_value: Compiled) -> None:
-    offer = _offer(moved_value)
-    recorder.offer("2021", offer, "")
-    outcome = recorder.outcome(offer.fix_id, "accepted", offer.after_text)
+    shown = _shown(moved_value)
+    recorder.offer("2021", shown, "")
+    outcome = recorder.outcome(shown, "accepted")
     assert outcome is not None
     assert outcome.result(timeout=10) is True
     assert recorder.store is not None
-    [record] = recorder.store.outcomes(offer.fix_id)
-    assert record.kind == "accepted" and record.final_code == offer.after_text
+    [record] = recorder.store.outcomes(shown.fix_id)
+    assert record.kind == "accepted" and record.offer_id == shown.offer_id
     [accepted] = recorder.store.accepted_fixes()
-    assert accepted.fix_id == offer.fix_id and accepted.route == "moved-value"
+    assert accepted.fix_id == shown.fix_id and accepted.route == "moved-value"
 
 
-def test_outcome_for_an_unknown_fix_fails_on_its_future_and_the_writer_keeps_going(
+def test_the_same_fix_shown_twice_is_two_offers(recorder: Recorder, moved_value: Compiled) -> None:
+    first, second = _shown(moved_value, 1), _shown(moved_value, 2)
+    recorder.offer("2021", first, "")
+    recorder.offer("2021", second, "")
+    recorder.outcome(first, "rejected")
+    done = recorder.outcome(second, "accepted")
+    assert done is not None and done.result(timeout=10) is True
+    assert recorder.store is not None
+    assert sorted(o.kind for o in recorder.store.outcomes(first.fix_id)) == ["accepted", "rejected"]
+
+
+def test_outcome_for_an_unknown_offer_fails_on_its_future_and_the_writer_keeps_going(
     recorder: Recorder, moved_value: Compiled
 ) -> None:
-    failed = recorder.outcome("no-such-fix", "rejected")
+    failed = recorder.outcome(_shown(moved_value), "rejected")  # never recorded as offered
     assert failed is not None
     assert isinstance(failed.exception(timeout=10), NotFound)
-    offer = _offer(moved_value)
-    later = recorder.offer("2021", offer, "")
-    assert later is not None and later.result(timeout=10) == offer.fix_id
+    shown = _shown(moved_value)
+    later = recorder.offer("2021", shown, "")
+    assert later is not None and later.result(timeout=10) == shown.offer_id
 
 
 def test_invalid_outcome_kind_fails_on_its_future(recorder: Recorder, moved_value: Compiled) -> None:
-    offer = _offer(moved_value)
-    recorder.offer("2021", offer, "")
-    bad = recorder.outcome(offer.fix_id, "loved-it")
+    shown = _shown(moved_value)
+    recorder.offer("2021", shown, "")
+    bad = recorder.outcome(shown, "loved-it")
     assert bad is not None and isinstance(bad.exception(timeout=10), ValueError)
-    assert recorder.store is not None and recorder.store.outcomes(offer.fix_id) == []
+    assert recorder.store is not None and recorder.store.outcomes(shown.fix_id) == []
 
 
 def test_nothing_is_recorded_when_learning_is_off(tmp_path: Path, moved_value: Compiled) -> None:
     rec = Recorder(_settings(tmp_path, learningEnabled=False))
     rec.open()
     try:
-        offer = _offer(moved_value)
+        shown = _shown(moved_value)
         assert rec.excluded(moved_value.root, "main.rs")
         rec.diagnostic(moved_value.root, "2021", moved_value.diagnostic, "")
-        assert rec.offer("2021", offer, "") is None
-        assert rec.outcome(offer.fix_id, "accepted") is None
+        assert rec.offer("2021", shown, "") is None
+        assert rec.outcome(shown, "accepted") is None
         rec.writer.flush(timeout=10)
         assert rec.store is not None
         counts = rec.store.counts()
@@ -208,11 +229,14 @@ def test_exclude_globs_match_the_crate_relative_or_the_absolute_path(
         rec.close()
 
 
-def test_offer_for_an_excluded_file_is_not_recorded(tmp_path: Path, moved_value: Compiled) -> None:
+def test_offer_and_outcome_for_an_excluded_file_are_not_recorded(tmp_path: Path, moved_value: Compiled) -> None:
     rec = Recorder(_settings(tmp_path, excludeGlobs=["*.rs"]))
     rec.open()
     try:
-        assert rec.offer("2021", _offer(moved_value), "") is None
+        shown = _shown(moved_value)
+        assert rec.offer("2021", shown, "") is None
+        assert rec.outcome(shown, "accepted") is None, "accepting it must not fail on a missing offer"
+        assert rec.refused("2021", shown.offer, "") is None
         rec.diagnostic(moved_value.root, "2021", moved_value.diagnostic, "")
         rec.writer.flush(timeout=10)
         assert rec.store is not None
@@ -242,13 +266,13 @@ def test_close_finishes_queued_writes_before_closing_the_store(tmp_path: Path, m
     settings = _settings(tmp_path)
     rec = Recorder(settings)
     rec.open()
-    offer = _offer(moved_value)
-    rec.offer("2021", offer, "")
-    rec.outcome(offer.fix_id, "rejected")
+    shown = _shown(moved_value)
+    rec.offer("2021", shown, "")
+    rec.outcome(shown, "rejected")
     rec.close()
     with _reopen(settings) as store:
-        assert store.fix(offer.fix_id) is not None
-        assert [o.kind for o in store.outcomes(offer.fix_id)] == ["rejected"]
+        assert store.offer(shown.offer_id) is not None
+        assert [o.kind for o in store.outcomes(shown.fix_id)] == ["rejected"]
 
 
 def test_recorder_that_was_never_opened_submits_nothing(tmp_path: Path, moved_value: Compiled) -> None:
@@ -256,8 +280,8 @@ def test_recorder_that_was_never_opened_submits_nothing(tmp_path: Path, moved_va
     try:
         assert rec.store is None
         assert rec.submit(lambda store: store) is None
-        assert rec.offer("2021", _offer(moved_value), "") is None
-        assert rec.outcome("abc", "accepted") is None
+        assert rec.offer("2021", _shown(moved_value), "") is None
+        assert rec.outcome(_shown(moved_value), "accepted") is None
         rec.heartbeat()
         rec.diagnostic(moved_value.root, "2021", moved_value.diagnostic, "")
     finally:
@@ -276,8 +300,8 @@ def test_unreadable_store_turns_recording_off_and_is_left_untouched(tmp_path: Pa
         assert rec.store is None
         assert rec.problem is not None
         assert "nothing will be recorded" in rec.problem and str(settings.db_path) in rec.problem
-        assert rec.offer("2021", _offer(moved_value), "") is None
-        assert rec.outcome("abc", "accepted") is None
+        assert rec.offer("2021", _shown(moved_value), "") is None
+        assert rec.outcome(_shown(moved_value), "accepted") is None
         rec.heartbeat()
     finally:
         rec.close()
@@ -313,8 +337,8 @@ def test_after_close_the_recorder_records_nothing_and_never_raises(tmp_path: Pat
     rec.open()
     rec.close()
     rec.heartbeat()
-    assert rec.offer("2021", _offer(moved_value), "") is None
-    assert rec.outcome("abc", "accepted") is None
+    assert rec.offer("2021", _shown(moved_value), "") is None
+    assert rec.outcome(_shown(moved_value), "accepted") is None
 
 
 def test_reopening_closes_the_previous_connection(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from lsprotocol import types
 from learner.records import Edit, RustDiagnostic, Span
 from lsp_server import convert
 from lsp_server.adapters import change_between
-from lsp_server.feedback import FeedbackTracker, changed_span, char_offset
 from lsp_server.fixes import regions_changed, shifted
 from lsp_server.server import crate_guess, settings_section
 
@@ -73,11 +72,35 @@ def test_model_action_data_round_trips_and_rejects_foreign_data() -> None:
     assert convert.fix_ref([1, 2]) is None
 
 
-def test_command_needs_exactly_one_fix_id() -> None:
-    assert convert.fix_id_argument(["abc"]) == "abc"
+def test_command_needs_exactly_one_offer_id() -> None:
+    assert convert.offer_id_argument(["abc"]) == "abc"
     for bad in ([], [1], ["a", "b"], [""]):
-        with pytest.raises(ValueError, match="fix id"):
-            convert.fix_id_argument(bad)
+        with pytest.raises(ValueError, match="offer id"):
+            convert.offer_id_argument(bad)
+
+
+def test_diagnostic_message_carries_the_label_and_notes_as_rust_analyzer_shows_them() -> None:
+    span = Span("src/main.rs", 0, 1, 1, 1, 1, 2, is_primary=True, label="expected `u32`, found `usize`")
+    note = RustDiagnostic(level="note", message="expected due to this")
+    located = RustDiagnostic(
+        level="help",
+        message="you can convert",
+        spans=(Span("src/main.rs", 0, 1, 1, 1, 1, 2, label="here", suggested_replacement=None),),
+    )
+    diag = RustDiagnostic("error", "mismatched types", "E0308", spans=(span,), children=(note, located))
+    assert convert.full_message(diag) == "mismatched types\nexpected `u32`, found `usize`\nnote: expected due to this"
+
+
+def test_versioned_edits_name_the_document_version_they_were_computed_for() -> None:
+    edit = Edit("src/main.rs", 0, 1, "y")
+    uri_of = lambda p: p.as_uri()  # noqa: E731
+    plain = convert.workspace_edit([edit], Path("/c"), {"src/main.rs": b"x\n"}, uri_of, "utf-16")
+    assert plain.changes is not None and plain.document_changes is None
+    versioned = convert.workspace_edit(
+        [edit], Path("/c"), {"src/main.rs": b"x\n"}, uri_of, "utf-16", {"file:///c/src/main.rs": 4}
+    )
+    [change] = versioned.document_changes or []
+    assert isinstance(change, types.TextDocumentEdit) and change.text_document.version == 4
 
 
 def test_only_filter_admits_quickfixes() -> None:
@@ -105,59 +128,6 @@ def test_region_texts_before_and_after_a_fix() -> None:
     [region] = regions_changed(diag, (edit,), {"m.rs": before}, {"m.rs": after})
     assert region.before.startswith("fn main()") and "let t = s;" in region.before
     assert region.after == region.before.replace("= s;", "= s.clone();")
-
-
-def test_changed_span_finds_the_edit() -> None:
-    assert changed_span("abcdef", "abXYdef") == (2, 3, 4)
-    assert changed_span("same", "same") == (4, 4, 4)
-
-
-def _accepted(tracker: FeedbackTracker) -> str:
-    text = "fn a() {}\nfn main() {\n    let t = s.clone();\n}\n"
-    original = "fn main() {\n    let t = s;\n}\n"
-    applied = "fn main() {\n    let t = s.clone();\n}\n"
-    assert tracker.accepted("fix1", "u", text, original, applied)
-    return text
-
-
-def test_edit_inside_accepted_region_is_recorded_once_it_compiles() -> None:
-    tracker = FeedbackTracker()
-    text = _accepted(tracker)
-    edited = text.replace("s.clone()", "s.to_owned()")
-    assert tracker.document_changed("u", edited) == []
-    line = edited.split("\n").index("    let t = s.to_owned();") + 1
-    error = (char_offset(edited, line, 5), char_offset(edited, line, 9))
-    assert tracker.document_checked("u", edited, [error]) == [], "not while the region has an error"
-    [outcome] = tracker.document_checked("u", edited, [])
-    assert outcome.kind == "edited" and outcome.final_code == "fn main() {\n    let t = s.to_owned();\n}\n"
-    assert tracker.watching() == []
-
-
-def test_edit_outside_the_region_only_moves_it() -> None:
-    tracker = FeedbackTracker()
-    text = _accepted(tracker)
-    commented = "// a comment\n" + text
-    moved = commented + "fn later() {}\n"
-    assert tracker.document_changed("u", commented) == []
-    assert tracker.document_changed("u", moved) == []
-    assert tracker.document_checked("u", moved, []) == []
-    [watch] = tracker.watching("u")
-    assert watch.region() == "fn main() {\n    let t = s.clone();\n}\n" and not watch.touched
-
-
-def test_undo_back_to_the_original_is_reverted() -> None:
-    tracker = FeedbackTracker()
-    text = _accepted(tracker)
-    [outcome] = tracker.document_changed("u", text.replace("s.clone()", "s"))
-    assert outcome.kind == "reverted"
-
-
-def test_ignore_timer_does_not_override_a_decision() -> None:
-    tracker = FeedbackTracker()
-    assert tracker.shown("a") and not tracker.shown("a")
-    tracker.rejected("a")
-    assert not tracker.ignored("a")
-    assert tracker.shown("b") and tracker.ignored("b")
 
 
 def test_adapter_changes_name_routes_and_newest_version() -> None:
