@@ -1,6 +1,6 @@
 /**
  * Entry point. Only wiring: the log channel, the server manager, the status bar, the commands,
- * the configuration listener, and a deferred first start so activation returns at once.
+ * the configuration and extension listeners, and a deferred first start so activation returns at once.
  */
 import * as vscode from 'vscode';
 import { Commands } from './common/commands';
@@ -17,6 +17,7 @@ import {
     getConfiguration,
     getExtensionExports,
     onDidChangeConfiguration,
+    onDidChangeExtensions,
     registerCommand,
     showErrorMessage,
     showInformationMessage,
@@ -42,6 +43,7 @@ export function activate(context: vscode.ExtensionContext): void {
             void showInformationMessage(formatAdaptersChanged(parseAdaptersChanged(params)));
             void refreshStatus();
         },
+        onProgressChanged: () => void refreshStatus(),
         onSettingsProblems: (problems) => void showWarningMessage(`Sleepy Coder settings: ${problems.join(' ')}`),
         onStartFailed: (commandLine) => {
             void showErrorMessage(
@@ -60,6 +62,7 @@ export function activate(context: vscode.ExtensionContext): void {
     context.subscriptions.push(manager, statusBar);
 
     const commands = new Commands(manager, channel, refreshStatus);
+    let rustAnalyzerInstalled = manager.editorEnvironment().rustAnalyzerInstalled;
     const restart = async (): Promise<void> => {
         await manager.restart().catch((error: unknown) => {
             channel.error(`Restart failed: ${String(error)}`);
@@ -71,11 +74,21 @@ export function activate(context: vscode.ExtensionContext): void {
         registerCommand(EXTENSION_COMMANDS.showStatus, () => commands.showStatus()),
         registerCommand(EXTENSION_COMMANDS.openReport, () => commands.openReport()),
         registerCommand(EXTENSION_COMMANDS.forgetData, () => commands.forgetData()),
+        registerCommand(EXTENSION_COMMANDS.rejectFix, () => commands.rejectFix()),
         onDidChangeConfiguration(async (event) => {
             const reaction = reactionToChange((section) => event.affectsConfiguration(section));
             if (reaction === 'restart') {
                 await restart();
             } else if (reaction === 'notify') {
+                await manager.sendSettings();
+            }
+        }),
+        // publishDiagnostics "auto" depends on whether rust-analyzer is installed; tell the server
+        // when that changes, and only then (any extension install fires this event).
+        onDidChangeExtensions(async () => {
+            const installed = manager.editorEnvironment().rustAnalyzerInstalled;
+            if (installed !== rustAnalyzerInstalled) {
+                rustAnalyzerInstalled = installed;
                 await manager.sendSettings();
             }
         }),

@@ -14,6 +14,8 @@ export const CONFIG_SECTION = 'sleepyCoder';
 export const SERVER_COMMANDS = {
     accept: 'sleepy-coder.accept',
     reject: 'sleepy-coder.reject',
+    /** Says why a model fix could not be made (a resolved model action without an edit runs it). */
+    explain: 'sleepy-coder.explain',
     learnNow: 'sleepy-coder.learnNow',
     status: 'sleepy-coder.status',
     forgetData: 'sleepy-coder.forgetData',
@@ -31,7 +33,14 @@ export const EXTENSION_COMMANDS = {
     openReport: 'sleepyCoder.openReport',
     restart: 'sleepyCoder.restart',
     forgetData: 'sleepyCoder.forgetData',
+    rejectFix: 'sleepyCoder.rejectFix',
 } as const;
+
+/** Title prefix of the server's reject code actions; the list shows the rest (the fix's own title). */
+export const REJECT_TITLE_PREFIX = 'Reject this fix (sleepy-coder): ';
+
+/** rust-analyzer's extension id: when it is installed, publishDiagnostics "auto" means off. */
+export const RUST_ANALYZER_EXTENSION_ID = 'rust-lang.rust-analyzer';
 
 /** Server -> client notification sent after the learner swapped in new adapters. */
 export const ADAPTERS_CHANGED_NOTIFICATION = 'sleepy-coder/adaptersChanged';

@@ -12,13 +12,29 @@ import {
     RevealOutputChannelOn,
     ServerOptions,
     State,
+    WorkDoneProgressCancelNotification,
 } from 'vscode-languageclient/node';
-import { ADAPTERS_CHANGED_NOTIFICATION, CONFIG_SECTION } from './constants';
+import { ADAPTERS_CHANGED_NOTIFICATION, CONFIG_SECTION, RUST_ANALYZER_EXTENSION_ID } from './constants';
 import { buildServerLaunch, describeLaunch } from './launch';
+import { CancellableProgress } from './progress';
 import { chooseInterpreter, InterpreterChoice, interpreterFromPythonExtension, PythonExtensionApi } from './python';
-import { readSettings, SettingsResult, toDidChangeConfigurationParams, toInitializationOptions } from './settings';
+import {
+    EditorEnvironment,
+    PublishDiagnosticsMode,
+    readSettings,
+    resolvePublishDiagnostics,
+    SettingsResult,
+    toDidChangeConfigurationParams,
+    toInitializationOptions,
+} from './settings';
 import { ServerInfo } from './setup';
-import { getConfiguration, getExtensionExports, getProjectRoot } from './vscodeapi';
+import {
+    getConfiguration,
+    getExtensionExports,
+    getProjectRoot,
+    isExtensionInstalled,
+    openNotificationProgress,
+} from './vscodeapi';
 
 /** Raised by `executeCommand` when there is no running server to ask. */
 export class ServerNotRunningError extends Error {
@@ -37,10 +53,13 @@ export interface ServerEvents {
     onSettingsProblems(problems: string[]): void;
     /** The server process could not be started; `launch` is the command line we tried. */
     onStartFailed(launch: string, error: unknown): void;
+    /** A cancellable server progress (a model fix) started or ended. */
+    onProgressChanged(): void;
 }
 
 export class ServerManager implements Disposable {
     private client: LanguageClient | undefined;
+    private progress: CancellableProgress | undefined;
     private subscriptions: Disposable[] = [];
     /** Restarts run one after another, so two quick setting changes never leave two servers. */
     private queue: Promise<void> = Promise.resolve();
@@ -69,7 +88,17 @@ export class ServerManager implements Disposable {
         }
         const { settings, problems } = this.currentSettings();
         this.reportProblems(problems);
-        await this.client.sendNotification(DidChangeConfigurationNotification.type, toDidChangeConfigurationParams(settings));
+        const environment = this.editorEnvironment();
+        this.logPublishDiagnostics(settings.publishDiagnostics, environment);
+        await this.client.sendNotification(
+            DidChangeConfigurationNotification.type,
+            toDidChangeConfigurationParams(settings, environment),
+        );
+    }
+
+    /** What the settings translation depends on, read now (rust-analyzer may be installed at any time). */
+    editorEnvironment(): EditorEnvironment {
+        return { rustAnalyzerInstalled: isExtensionInstalled(RUST_ANALYZER_EXTENSION_ID) };
     }
 
     /** Runs a server command (workspace/executeCommand) and returns its result. */
@@ -83,6 +112,9 @@ export class ServerManager implements Disposable {
     async stop(): Promise<void> {
         const client = this.client;
         this.client = undefined;
+        // A stopped server sends no `end`; its notifications must not stay on screen.
+        this.progress?.closeAll();
+        this.progress = undefined;
         this.subscriptions.forEach((d) => {
             d.dispose();
         });
@@ -115,6 +147,18 @@ export class ServerManager implements Disposable {
         }
     }
 
+    /** Says in the log what "auto" chose, since the user never sees the boolean the server gets. */
+    private logPublishDiagnostics(mode: PublishDiagnosticsMode, environment: EditorEnvironment): void {
+        if (mode === 'auto') {
+            const on = resolvePublishDiagnostics('auto', environment);
+            this.channel.info(
+                on
+                    ? 'publishDiagnostics "auto": rust-analyzer is not installed, so the server publishes its own diagnostics.'
+                    : "publishDiagnostics \"auto\": rust-analyzer is installed, so its diagnostics are shown and the server's are not (fixes are offered on rust-analyzer's).",
+            );
+        }
+    }
+
     private async resolveInterpreter(configured: string): Promise<InterpreterChoice> {
         const root = getProjectRoot();
         let fromExtension: string[] | undefined;
@@ -135,15 +179,36 @@ export class ServerManager implements Disposable {
         const commandLine = describeLaunch(launch);
         this.channel.info(`Interpreter from ${interpreter.source}; starting: ${commandLine} (in ${cwd})`);
 
+        const environment = this.editorEnvironment();
+        this.logPublishDiagnostics(settings.publishDiagnostics, environment);
+
+        // Cancellable progress (model fixes) as a notification with Cancel; see progress.ts for
+        // why the language client's own (a status-bar entry) is not enough. Stopping closes these
+        // notifications, so a Cancel always reaches the client that showed it.
+        const progress = new CancellableProgress(
+            openNotificationProgress,
+            (token) => {
+                void this.client?.sendNotification(WorkDoneProgressCancelNotification.type, { token }).catch((error: unknown) => {
+                    this.channel.warn(`Could not cancel ${String(token)}: ${String(error)}`);
+                });
+            },
+            () => this.events.onProgressChanged(),
+        );
         const serverOptions: ServerOptions = { run: launch, debug: launch };
         const clientOptions: LanguageClientOptions = {
             documentSelector: [{ scheme: 'file', language: 'rust' }],
             outputChannel: this.channel,
             traceOutputChannel: this.channel,
             revealOutputChannelOn: RevealOutputChannelOn.Never,
-            initializationOptions: toInitializationOptions(settings),
+            initializationOptions: toInitializationOptions(settings, environment),
+            middleware: {
+                handleWorkDoneProgress: (token, params, next) => {
+                    progress.handle(token, params, () => next(token, params));
+                },
+            },
         };
         const client = new LanguageClient(CONFIG_SECTION, this.info.name, serverOptions, clientOptions);
+        this.progress = progress;
         this.subscriptions.push(
             client.onDidChangeState((event) => {
                 this.events.onRunningChanged(event.newState === State.Running);

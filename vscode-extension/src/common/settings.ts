@@ -4,7 +4,8 @@
  * `ConfigReader` (which `vscode.WorkspaceConfiguration` satisfies), so tests run without VS Code.
  *
  * Names are the server's own (learner/config.py accepts the camelCase spelling), so the mapping is
- * a filter and a validation, never a rename.
+ * a filter and a validation, never a rename. One value is translated: publishDiagnostics is
+ * "auto" / "on" / "off" in the editor and a boolean on the server (`resolvePublishDiagnostics`).
  */
 import { CONFIG_SECTION } from './constants';
 import { loadContributedSettings } from './setup';
@@ -20,15 +21,38 @@ export interface ServerSettings {
     learningEnabled: boolean;
     retentionDays: number;
     excludeGlobs: string[];
+    editWindowS: number;
 }
 
-/** Everything the extension reads: the server's settings plus the client-only ones. */
-export interface ExtensionSettings extends ServerSettings {
+/**
+ * `sleepyCoder.publishDiagnostics` in the editor. The server setting is a boolean; the editor adds
+ * "auto" (the default) so that a user who also runs rust-analyzer sees one set of squiggles.
+ */
+export type PublishDiagnosticsMode = 'auto' | 'on' | 'off';
+
+export const PUBLISH_DIAGNOSTICS_MODES: readonly PublishDiagnosticsMode[] = ['auto', 'on', 'off'];
+
+/** Everything the extension reads: the server's settings (publishDiagnostics as a mode) plus the client-only ones. */
+export interface ExtensionSettings extends Omit<ServerSettings, 'publishDiagnostics'> {
     /** Interpreter path; empty means "ask the Python extension, else python3". */
     python: string;
+    publishDiagnostics: PublishDiagnosticsMode;
 }
 
-type Kind = 'string' | 'boolean' | 'positiveInteger' | 'nonNegativeInteger' | 'stringArray';
+/** What the editor knows that the translation to server settings depends on. */
+export interface EditorEnvironment {
+    /** The rust-analyzer extension is installed and enabled (vscode.extensions.getExtension finds it). */
+    readonly rustAnalyzerInstalled: boolean;
+}
+
+type Kind =
+    | 'string'
+    | 'boolean'
+    | 'positiveInteger'
+    | 'nonNegativeInteger'
+    | 'positiveNumber'
+    | 'stringArray'
+    | 'publishDiagnosticsMode';
 
 const KINDS: { readonly [K in keyof ExtensionSettings]: Kind } = {
     python: 'string',
@@ -37,10 +61,11 @@ const KINDS: { readonly [K in keyof ExtensionSettings]: Kind } = {
     maxNewTokens: 'positiveInteger',
     attempts: 'positiveInteger',
     modelEnabled: 'boolean',
-    publishDiagnostics: 'boolean',
+    publishDiagnostics: 'publishDiagnosticsMode',
     learningEnabled: 'boolean',
     retentionDays: 'nonNegativeInteger',
     excludeGlobs: 'stringArray',
+    editWindowS: 'positiveNumber',
 };
 
 /** Settings that only the client uses; everything else is sent to the server. */
@@ -50,7 +75,8 @@ const CLIENT_ONLY: ReadonlySet<keyof ExtensionSettings> = new Set(['python']);
 const RESTART_ON_CHANGE: ReadonlySet<keyof ExtensionSettings> = new Set(['python']);
 
 export const SETTING_KEYS = Object.keys(KINDS) as (keyof ExtensionSettings)[];
-export const SERVER_SETTING_KEYS = SETTING_KEYS.filter((key) => !CLIENT_ONLY.has(key)) as (keyof ServerSettings)[];
+export const SERVER_SETTING_KEYS = SETTING_KEYS.filter((key) => !CLIENT_ONLY.has(key)) as (keyof ServerSettings &
+    keyof ExtensionSettings)[];
 
 /** The part of `vscode.WorkspaceConfiguration` that reading settings needs. */
 export interface ConfigReader {
@@ -73,8 +99,12 @@ function describe(kind: Kind): string {
             return 'a whole number of at least 1';
         case 'nonNegativeInteger':
             return 'a whole number of at least 0';
+        case 'positiveNumber':
+            return 'a number greater than 0';
         case 'stringArray':
             return 'a list of strings';
+        case 'publishDiagnosticsMode':
+            return '"auto", "on" or "off"';
     }
 }
 
@@ -88,9 +118,24 @@ function isValid(kind: Kind, value: unknown): boolean {
             return Number.isInteger(value) && (value as number) >= 1;
         case 'nonNegativeInteger':
             return Number.isInteger(value) && (value as number) >= 0;
+        case 'positiveNumber':
+            return typeof value === 'number' && Number.isFinite(value) && value > 0;
         case 'stringArray':
             return Array.isArray(value) && value.every((item) => typeof item === 'string');
+        case 'publishDiagnosticsMode':
+            return (PUBLISH_DIAGNOSTICS_MODES as readonly unknown[]).includes(value);
     }
+}
+
+/**
+ * Values from before a setting changed type, read as what they meant: publishDiagnostics was a
+ * boolean, so a settings.json written then (`true` / `false`) keeps working as "on" / "off".
+ */
+function upgrade(kind: Kind, value: unknown): unknown {
+    if (kind === 'publishDiagnosticsMode' && typeof value === 'boolean') {
+        return value ? 'on' : 'off';
+    }
+    return value;
 }
 
 /**
@@ -118,7 +163,7 @@ export function readSettings(config: ConfigReader, defaults: ExtensionSettings =
     const values: Record<string, unknown> = {};
     const problems: string[] = [];
     for (const key of SETTING_KEYS) {
-        const raw = config.get<unknown>(key);
+        const raw = upgrade(KINDS[key], config.get<unknown>(key));
         if (raw === undefined || raw === null) {
             values[key] = defaults[key];
         } else if (isValid(KINDS[key], raw)) {
@@ -137,21 +182,42 @@ export function readSettings(config: ConfigReader, defaults: ExtensionSettings =
     return { settings, problems };
 }
 
+/**
+ * The server's boolean publishDiagnostics. "auto" is off when rust-analyzer is installed: it already
+ * shows cargo's errors, and the server's code actions work on rust-analyzer's diagnostics too (it
+ * matches them by error code and range), so the user gets one set of squiggles; without
+ * rust-analyzer, "auto" is on, or there would be none.
+ */
+export function resolvePublishDiagnostics(mode: PublishDiagnosticsMode, environment: EditorEnvironment): boolean {
+    switch (mode) {
+        case 'on':
+            return true;
+        case 'off':
+            return false;
+        case 'auto':
+            return !environment.rustAnalyzerInstalled;
+    }
+}
+
 /** The initializationOptions object: the server's settings, flat, under their own names. */
-export function toInitializationOptions(settings: ExtensionSettings): ServerSettings {
+export function toInitializationOptions(settings: ExtensionSettings, environment: EditorEnvironment): ServerSettings {
     const options: Record<string, unknown> = {};
     for (const key of SERVER_SETTING_KEYS) {
         const value = settings[key];
         options[key] = Array.isArray(value) ? [...value] : value;
     }
+    options.publishDiagnostics = resolvePublishDiagnostics(settings.publishDiagnostics, environment);
     return options as unknown as ServerSettings;
 }
 
 /** workspace/didChangeConfiguration params: the same object under the `sleepyCoder` section. */
-export function toDidChangeConfigurationParams(settings: ExtensionSettings): {
+export function toDidChangeConfigurationParams(
+    settings: ExtensionSettings,
+    environment: EditorEnvironment,
+): {
     settings: { [CONFIG_SECTION]: ServerSettings };
 } {
-    return { settings: { [CONFIG_SECTION]: toInitializationOptions(settings) } };
+    return { settings: { [CONFIG_SECTION]: toInitializationOptions(settings, environment) } };
 }
 
 /** `affectsConfiguration` of a configuration change event. */

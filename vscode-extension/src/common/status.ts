@@ -15,6 +15,12 @@ export interface ServerStatus {
     readonly routesWithAdapters: string[];
     readonly learner: LearnerStatus;
     readonly store: Record<string, number>;
+    /**
+     * Plain-text lines the server wrote for people ("Model: ... (not loaded yet)"); shown as they
+     * are when present, so the wording lives in one place for every editor. Empty from an older
+     * server, which then gets the lines formatted here from the other keys.
+     */
+    readonly summary: string[];
 }
 
 export interface AdaptersChanged {
@@ -66,6 +72,9 @@ export function parseServerStatus(raw: unknown): ServerStatus | undefined {
             lastCycle: typeof learner.lastCycle === 'string' ? learner.lastCycle : null,
         },
         store,
+        summary: asStrings(record.summary)
+            .map((line) => line.trimEnd())
+            .filter((line) => line.trim() !== ''),
     };
 }
 
@@ -87,7 +96,34 @@ function plural(count: number, word: string): string {
     return `${count} ${word}${count === 1 ? '' : 's'}`;
 }
 
-/** Status bar text: learner state and adapter count, or why there is none. */
+/**
+ * How the model state reads in the status bar. The server's states (learner/model/handle.py):
+ * off (modelEnabled false), not-loaded (loads on the first model fix), loading, ready, failed.
+ * "unavailable" is what the user needs to know about "failed": no model fixes until a restart,
+ * rustc's suggestions still come.
+ */
+export function describeModelState(state: string): string {
+    switch (state) {
+        case 'ready':
+            return 'model ready';
+        case 'loading':
+            return 'model loading';
+        case 'not-loaded':
+            return 'model not loaded yet';
+        case 'off':
+            return 'model off';
+        case 'failed':
+        case 'unavailable':
+            return 'model unavailable';
+        default:
+            return `model ${state}`;
+    }
+}
+
+/**
+ * Status bar text: the model state first (a model fix that is slow or impossible is the thing to
+ * see at a glance), then the learner when it is doing something, then adapters once there are any.
+ */
 export function formatStatusBar(status: ServerStatus | undefined, serverRunning: boolean): StatusBarText {
     if (!serverRunning) {
         return {
@@ -98,21 +134,32 @@ export function formatStatusBar(status: ServerStatus | undefined, serverRunning:
     if (!status) {
         return { text: '$(sync~spin) Sleepy Coder', tooltip: 'Waiting for the Sleepy Coder server to report its status.' };
     }
+    const failed = status.modelState === 'failed' || status.modelState === 'unavailable';
+    const parts = [describeModelState(status.modelState)];
+    if (!['idle', 'off', 'unknown'].includes(status.learner.state)) {
+        parts.push(`learner ${status.learner.state}`);
+    }
     const adapters = status.routesWithAdapters.length;
+    if (adapters > 0) {
+        parts.push(plural(adapters, 'adapter'));
+    }
     return {
-        text: `$(mortar-board) ${status.learner.state} · ${plural(adapters, 'adapter')}`,
+        text: `${failed ? '$(warning)' : '$(sparkle)'} Sleepy Coder: ${parts.join(' · ')}`,
         tooltip: formatStatusDetails(status),
     };
 }
 
-/** Multi-line summary for the tooltip and the Show Status command. */
+/** Multi-line summary for the tooltip and the Show Status command: the server's lines when it sent them. */
 export function formatStatusDetails(status: ServerStatus): string {
+    if (status.summary.length > 0) {
+        return status.summary.join('\n');
+    }
     const routes = status.routesWithAdapters.length > 0 ? status.routesWithAdapters.join(', ') : 'none yet';
     const store = Object.entries(status.store)
         .map(([key, value]) => `${key}: ${value}`)
         .join(', ');
     return [
-        `Model: ${status.model} (${status.modelState})`,
+        `Model: ${status.model} (${describeModelState(status.modelState).replace(/^model /, '')})`,
         `Learner: ${status.learner.state}; last cycle: ${status.learner.lastCycle ?? 'never'}`,
         `Routes with adapters: ${routes}`,
         `Records: ${store || 'none'}`,

@@ -1,7 +1,9 @@
 /**
- * The status bar item: learner state and how many routes have adapters. Refreshed every minute,
- * when the server starts or stops, and when the server announces new adapters. A failed refresh
- * shows the item as off instead of raising, because the status bar must never nag.
+ * The status bar item: the model state (ready, loading, unavailable...), the learner when it is
+ * busy, and how many routes have adapters (formatStatusBar in status.ts). Refreshed every minute,
+ * when the server starts or stops, when a model fix starts or ends (the model may have just
+ * loaded or failed), and when the server announces new adapters. A failed refresh shows the item
+ * as off instead of raising, because the status bar must never nag.
  */
 import { Disposable, StatusBarItem } from 'vscode';
 import { EXTENSION_COMMANDS, SERVER_COMMANDS, STATUS_REFRESH_MS } from './constants';

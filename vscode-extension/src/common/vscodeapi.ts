@@ -4,12 +4,18 @@
  * in one place.
  */
 import {
+    CodeAction,
+    Command,
     commands,
     ConfigurationChangeEvent,
     Disposable,
     extensions,
     LogOutputChannel,
     MessageItem,
+    Progress,
+    ProgressLocation,
+    QuickPickItem,
+    Range,
     StatusBarAlignment,
     StatusBarItem,
     Uri,
@@ -17,6 +23,7 @@ import {
     workspace,
     WorkspaceConfiguration,
 } from 'vscode';
+import { ProgressView } from './progress';
 
 export function createOutputChannel(name: string): LogOutputChannel {
     return window.createOutputChannel(name, { log: true });
@@ -88,4 +95,81 @@ export async function getExtensionExports<T>(id: string): Promise<T | undefined>
         return undefined;
     }
     return extension.isActive ? extension.exports : await extension.activate();
+}
+
+/** Whether another extension is installed and enabled (getExtension does not list disabled ones). */
+export function isExtensionInstalled(id: string): boolean {
+    return extensions.getExtension(id) !== undefined;
+}
+
+/** Fires when extensions are installed, removed, enabled or disabled. */
+export function onDidChangeExtensions(listener: () => unknown): Disposable {
+    return extensions.onDidChange(listener);
+}
+
+/**
+ * A progress notification with a Cancel button (see progress.ts for why not the language client's
+ * own). Reports that arrive before VS Code hands us the progress object are kept, and an `end`
+ * that comes first makes the task finish at once, so no notification is left behind.
+ */
+export function openNotificationProgress(title: string, onCancel: () => void): ProgressView {
+    let progress: Progress<{ message?: string; increment?: number }> | undefined;
+    let pending: { message?: string; increment?: number }[] = [];
+    let finish: (() => void) | undefined;
+    let ended = false;
+    void window.withProgress({ location: ProgressLocation.Notification, title, cancellable: true }, (shown, token) => {
+        if (ended) {
+            return Promise.resolve();
+        }
+        progress = shown;
+        pending.forEach((update) => {
+            shown.report(update);
+        });
+        pending = [];
+        const cancelled = token.onCancellationRequested(() => {
+            if (!ended) {
+                onCancel();
+            }
+        });
+        return new Promise<void>((resolve) => {
+            finish = () => {
+                cancelled.dispose();
+                resolve();
+            };
+        });
+    });
+    return {
+        report(update) {
+            if (progress) {
+                progress.report(update);
+            } else {
+                pending.push(update);
+            }
+        },
+        end() {
+            ended = true;
+            finish?.();
+        },
+    };
+}
+
+/** The active editor's document and selection when it is a Rust file, else undefined. */
+export function activeRustSelection(): { uri: Uri; range: Range } | undefined {
+    const editor = window.activeTextEditor;
+    if (!editor || editor.document.languageId !== 'rust') {
+        return undefined;
+    }
+    return { uri: editor.document.uri, range: editor.selection };
+}
+
+/**
+ * The code actions every provider offers at `range` (what the lightbulb would list), unresolved:
+ * VS Code passes the diagnostics there (ours or rust-analyzer's) to each provider as context.
+ */
+export async function codeActionsAt(uri: Uri, range: Range): Promise<(CodeAction | Command)[]> {
+    return (await commands.executeCommand<(CodeAction | Command)[] | undefined>('vscode.executeCodeActionProvider', uri, range)) ?? [];
+}
+
+export function showQuickPick<T extends QuickPickItem>(items: T[], placeHolder: string): Thenable<T | undefined> {
+    return window.showQuickPick(items, { placeHolder, ignoreFocusOut: false });
 }

@@ -5,6 +5,7 @@ import {
     ExtensionSettings,
     reactionToChange,
     readSettings,
+    resolvePublishDiagnostics,
     SERVER_SETTING_KEYS,
     toDidChangeConfigurationParams,
     toInitializationOptions,
@@ -19,6 +20,10 @@ function config(values: Record<string, unknown>): ConfigReader {
     };
 }
 
+/** A VS Code without rust-analyzer, and one with it. */
+const ALONE = { rustAnalyzerInstalled: false };
+const WITH_RUST_ANALYZER = { rustAnalyzerInstalled: true };
+
 describe('settings', () => {
     const defaults = contributedDefaults();
 
@@ -29,6 +34,8 @@ describe('settings', () => {
         assert.equal(settings.model, 'embedded:qwen2.5-coder-0.5b-instruct');
         assert.equal(settings.maxNewTokens, 384);
         assert.equal(settings.python, '');
+        assert.equal(settings.publishDiagnostics, 'auto');
+        assert.equal(settings.editWindowS, 600);
     });
 
     it('user values are passed to the server under the server names, without the client-only python', () => {
@@ -40,14 +47,15 @@ describe('settings', () => {
                 maxNewTokens: 128,
                 attempts: 1,
                 modelEnabled: false,
-                publishDiagnostics: false,
+                publishDiagnostics: 'off',
                 learningEnabled: false,
                 retentionDays: 0,
                 excludeGlobs: ['secret/**'],
+                editWindowS: 30.5,
             }),
             defaults,
         );
-        assert.deepEqual(toInitializationOptions(settings), {
+        assert.deepEqual(toInitializationOptions(settings, ALONE), {
             model: 'Qwen/Qwen2.5-Coder-0.5B-Instruct',
             device: 'cuda',
             maxNewTokens: 128,
@@ -57,7 +65,42 @@ describe('settings', () => {
             learningEnabled: false,
             retentionDays: 0,
             excludeGlobs: ['secret/**'],
+            editWindowS: 30.5,
         });
+    });
+
+    it('publishDiagnostics "auto" is off with rust-analyzer installed (one set of squiggles), else on', () => {
+        assert.equal(resolvePublishDiagnostics('auto', WITH_RUST_ANALYZER), false);
+        assert.equal(resolvePublishDiagnostics('auto', ALONE), true);
+        for (const environment of [ALONE, WITH_RUST_ANALYZER]) {
+            assert.equal(resolvePublishDiagnostics('on', environment), true);
+            assert.equal(resolvePublishDiagnostics('off', environment), false);
+        }
+        // The server receives the boolean, never the mode.
+        const { settings } = readSettings(config({}), defaults);
+        assert.equal(toInitializationOptions(settings, WITH_RUST_ANALYZER).publishDiagnostics, false);
+        assert.equal(toInitializationOptions(settings, ALONE).publishDiagnostics, true);
+    });
+
+    it('publishDiagnostics written as a boolean (its old type) still means on / off', () => {
+        const read = (value: unknown) => readSettings(config({ publishDiagnostics: value }), defaults);
+        assert.equal(read(true).settings.publishDiagnostics, 'on');
+        assert.equal(read(false).settings.publishDiagnostics, 'off');
+        assert.deepEqual(read(false).problems, []);
+        const wrong = read('sometimes');
+        assert.equal(wrong.settings.publishDiagnostics, 'auto');
+        assert.match(wrong.problems.join('\n'), /sleepyCoder\.publishDiagnostics must be "auto", "on" or "off", not "sometimes"/);
+    });
+
+    it('editWindowS takes any positive number of seconds', () => {
+        const read = (value: unknown) => readSettings(config({ editWindowS: value }), defaults);
+        assert.equal(read(0.5).settings.editWindowS, 0.5);
+        assert.equal(read(3600).settings.editWindowS, 3600);
+        for (const bad of [0, -5, '60', Number.POSITIVE_INFINITY]) {
+            const { settings, problems } = read(bad);
+            assert.equal(settings.editWindowS, 600, String(bad));
+            assert.match(problems[0], /sleepyCoder\.editWindowS must be a number greater than 0/);
+        }
     });
 
     it('invalid values fall back to the default and are reported by name', () => {
@@ -85,15 +128,15 @@ describe('settings', () => {
 
     it('initialization options do not share arrays with the settings object', () => {
         const { settings } = readSettings(config({ excludeGlobs: ['a'] }), defaults);
-        const options = toInitializationOptions(settings);
+        const options = toInitializationOptions(settings, ALONE);
         options.excludeGlobs.push('b');
         assert.deepEqual(settings.excludeGlobs, ['a']);
     });
 
     it('didChangeConfiguration carries the same options under the sleepyCoder section', () => {
         const settings: ExtensionSettings = { ...defaults, device: 'mps' };
-        assert.deepEqual(toDidChangeConfigurationParams(settings), {
-            settings: { sleepyCoder: toInitializationOptions(settings) },
+        assert.deepEqual(toDidChangeConfigurationParams(settings, WITH_RUST_ANALYZER), {
+            settings: { sleepyCoder: toInitializationOptions(settings, WITH_RUST_ANALYZER) },
         });
     });
 

@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import {
+    describeModelState,
     formatAdaptersChanged,
     formatForgotten,
     formatStatusBar,
@@ -11,22 +12,43 @@ import {
 
 const STATUS = {
     model: 'embedded:qwen2.5-coder-0.5b-instruct',
-    modelState: 'loaded',
+    modelState: 'ready',
     routesWithAdapters: ['borrow', 'type_mismatch'],
     learner: { state: 'idle', lastCycle: '2025-01-02T03:04:05Z' },
     store: { outcomes: 12, accepted: 7 },
 };
 
 describe('status', () => {
-    it('the status bar shows the learner state and the number of adapted routes', () => {
+    it('the status bar shows the model state, then the adapted routes', () => {
         const bar = formatStatusBar(parseServerStatus(STATUS), true);
-        assert.equal(bar.text, '$(mortar-board) idle · 2 adapters');
+        assert.equal(bar.text, '$(sparkle) Sleepy Coder: model ready · 2 adapters');
         assert.match(bar.tooltip, /Routes with adapters: borrow, type_mismatch/);
     });
 
-    it('one adapter is singular', () => {
-        const bar = formatStatusBar(parseServerStatus({ ...STATUS, routesWithAdapters: ['borrow'] }), true);
-        assert.equal(bar.text, '$(mortar-board) idle · 1 adapter');
+    it('one adapter is singular, none is not mentioned', () => {
+        assert.equal(
+            formatStatusBar(parseServerStatus({ ...STATUS, routesWithAdapters: ['borrow'] }), true).text,
+            '$(sparkle) Sleepy Coder: model ready · 1 adapter',
+        );
+        assert.equal(
+            formatStatusBar(parseServerStatus({ ...STATUS, routesWithAdapters: [] }), true).text,
+            '$(sparkle) Sleepy Coder: model ready',
+        );
+    });
+
+    it('a loading or failed model is what the status bar says first', () => {
+        const bar = (modelState: string) => formatStatusBar(parseServerStatus({ ...STATUS, modelState }), true).text;
+        assert.equal(bar('loading'), '$(sparkle) Sleepy Coder: model loading · 2 adapters');
+        assert.equal(bar('failed'), '$(warning) Sleepy Coder: model unavailable · 2 adapters');
+        assert.equal(bar('not-loaded'), '$(sparkle) Sleepy Coder: model not loaded yet · 2 adapters');
+        assert.equal(bar('off'), '$(sparkle) Sleepy Coder: model off · 2 adapters');
+        assert.equal(describeModelState('unavailable'), 'model unavailable');
+        assert.equal(describeModelState('warming'), 'model warming', 'an unknown state is shown as the server says it');
+    });
+
+    it('a busy learner is shown; an idle one is not', () => {
+        const training = { ...STATUS, routesWithAdapters: [], learner: { state: 'training', lastCycle: null } };
+        assert.equal(formatStatusBar(parseServerStatus(training), true).text, '$(sparkle) Sleepy Coder: model ready · learner training');
     });
 
     it('a stopped server shows as off rather than stale numbers', () => {
@@ -53,12 +75,31 @@ describe('status', () => {
         assert.equal(
             details,
             [
-                'Model: embedded:qwen2.5-coder-0.5b-instruct (loaded)',
+                'Model: embedded:qwen2.5-coder-0.5b-instruct (ready)',
                 'Learner: idle; last cycle: 2025-01-02T03:04:05Z',
                 'Routes with adapters: borrow, type_mismatch',
                 'Records: outcomes: 12, accepted: 7',
             ].join('\n'),
         );
+    });
+
+    it("the server's summary lines are shown as they are, in the tooltip and the details", () => {
+        const summary = [
+            'Model: Qwen/Qwen2.5-Coder-0.5B-Instruct (not loaded yet)',
+            'Learner: idle; last cycle 2026-12-02 15:00 (nothing to learn)',
+            'Adapters: none yet',
+            'Recorded: 3 offers, 1 accepted',
+        ];
+        const status = parseServerStatus({ ...STATUS, summary: [...summary, '', 7] });
+        assert.deepEqual(status?.summary, summary, 'blank lines and non-strings are dropped');
+        assert.equal(formatStatusDetails(status), summary.join('\n'));
+        assert.equal(formatStatusBar(status, true).tooltip, summary.join('\n'));
+    });
+
+    it('without a summary (an older server) the lines are formatted from the other keys', () => {
+        assert.deepEqual(parseServerStatus(STATUS)?.summary, []);
+        assert.deepEqual(parseServerStatus({ ...STATUS, summary: 'Model: x' })?.summary, []);
+        assert.match(formatStatusDetails(parseServerStatus({ ...STATUS, summary: [] })!), /^Model: embedded/);
     });
 
     it('the adapters message prefers the server text and otherwise names the routes', () => {
