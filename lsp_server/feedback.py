@@ -222,7 +222,10 @@ def watched_files(
 
 
 def _replay(watched: WatchedFile, changes: Iterable[TextChange], new_text: str, encoding: str) -> bool:
-    """Apply ``changes`` to the watched file's ranges; True if any touched an edited range."""
+    """Apply ``changes`` to the watched file's ranges; True if any touched an edited range.
+
+    A file still waiting for the fix becomes active at the change that makes it show the fix (an
+    editor may send the fix and the user's next edit, an undo say, in one notification)."""
     text = watched.text
     touched = False
     for change in changes:
@@ -235,9 +238,13 @@ def _replay(watched: WatchedFile, changes: Iterable[TextChange], new_text: str, 
             replaced, length, after = (start, end), len(change.text), text[:start] + change.text + text[end:]
         touched |= _shift_all(watched, *replaced, length)
         text = after
+        if not watched.active and text == watched.expected:
+            watched.active = True
     if text != new_text:  # the client's changes and its text disagree: trust the text
         start, old_end, new_end = changed_span(text, new_text)
         touched |= _shift_all(watched, start, old_end, new_end - start)
+        if not watched.active and new_text == watched.expected:
+            watched.active = True
     watched.text = new_text
     return touched
 
@@ -316,10 +323,6 @@ class FeedbackTracker:
         for watch in self.watching(uri):
             watched = watch.file(uri)
             assert watched is not None
-            if not watched.active:
-                watched.text = text
-                watched.active = text == watched.expected
-                continue
             watch.touched |= _replay(watched, changes, text, encoding)
             if watch.touched and all(f.active for f in watch.files) and watch.is_original():
                 outcomes.append(Outcome(watch.offer_id, "reverted"))

@@ -56,6 +56,7 @@ def register(server: SleepyServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: SleepyServer, params: types.DidOpenTextDocumentParams) -> None:
         ls.activity()
+        ls.document_opened(params.text_document.uri)
         ls.schedule_check(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))

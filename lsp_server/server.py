@@ -75,8 +75,9 @@ class DocumentView:
 
     @property
     def versions(self) -> dict[str, int | None]:
-        """The version of each open document the check (and so its fixes) saw."""
-        return {doc.uri: doc.version for doc in self.check.documents.values()}
+        """The version of each open document the check (and so its fixes) saw; this document's is
+        its current one, whose text is the checked text."""
+        return {**{doc.uri: doc.version for doc in self.check.documents.values()}, self.uri: self.version}
 
 
 class SleepyProtocol(LanguageServerProtocol):
@@ -329,7 +330,9 @@ class SleepyServer(LanguageServer):
             return None
         for check in reversed(list(self.checks.values())):
             snapshot = check.documents.get(path)
-            if snapshot is not None and snapshot.version == doc.version and doc.source == snapshot.text:
+            # The text decides, not the version: an edit undone back to the checked text (so there is
+            # nothing to save and no new check) still has that check's fixes.
+            if snapshot is not None and doc.source == snapshot.text:
                 return DocumentView(uri, doc.version, path, check)
         return None
 
@@ -460,6 +463,11 @@ class SleepyServer(LanguageServer):
             text = self.workspace.get_text_document(uri).source
             self._record(self.feedback.document_changed(uri, changes, text, self.encoding))
         self.activity()
+
+    def document_opened(self, uri: str) -> None:
+        """A watched file opened after the accept (an editor loading it to apply a cross-file fix)."""
+        if uri in self.feedback.watched_uris():
+            self._record(self.feedback.file_replaced(uri, self.workspace.get_text_document(uri).source))
 
     def _settle_watches(self, check: CrateCheck) -> None:
         """After a check: decide the watched fixes of this crate whose items compile again."""

@@ -146,6 +146,20 @@ def test_an_accept_that_arrives_before_the_edit_waits_for_it() -> None:
     assert outcome.final_ranges == (KeptRange("src/main.rs", ".to_string()"),)
 
 
+def test_the_fix_and_its_undo_in_one_notification_are_reverted() -> None:
+    tracker = FeedbackTracker()
+    offer, _ = _clone_fix()
+    _accept(tracker, offer, {"src/main.rs": MAIN})  # the accept came first: the fix is not shown yet
+    at = MAIN.split("\n").index("    let t = s;")
+    column = len("    let t = s")
+    changes = [
+        TextChange((at, column), (at, column), ".clone()"),  # the fix, applied
+        TextChange((at, column), (at, column + len(".clone()")), ""),  # and undone, in one didChange
+    ]
+    [outcome] = tracker.document_changed("file:///c/src/main.rs", changes, MAIN)
+    assert outcome.kind == "reverted"
+
+
 def test_a_cross_file_fix_is_watched_in_the_file_it_changed() -> None:
     tracker = FeedbackTracker()
     files = {"src/main.rs": MAIN, "src/inventory.rs": INVENTORY}
