@@ -20,7 +20,7 @@ from learner.config import Settings
 from learner.fix.router import route_for
 from learner.records import RustDiagnostic
 from learner.rust.toolchain import rustc_version
-from learner.store import AsyncWriter, KeptRange, Store, StoreError
+from learner.store import AsyncWriter, FixRecord, KeptRange, Store, StoreError
 from lsp_server.fixes import Offer, ShownOffer
 
 log = logging.getLogger(__name__)
@@ -123,33 +123,27 @@ def _record_diagnostic(store: Store, root: Path, edition: str, diag: RustDiagnos
 
 
 def _record_offer(store: Store, edition: str, shown: ShownOffer, context: str) -> str:
-    offer = shown.offer
-    diag_id = _record_diagnostic(store, offer.root, edition, offer.diagnostic, context)
-    record = store.record_offer(
-        diag_id,
-        offer.candidate,
-        before_text=offer.before_text,
-        after_text=offer.after_text,
-        verified=True,
-        verdict_reason=offer.verdict.reason,
-        offer_id=shown.offer_id,
-        document_uri=shown.uri,
-        document_version=shown.version,
-    )
-    return record.offer_id
+    fix = _record_fix(store, edition, shown.offer, context, verified=True)
+    return store.record_offer_of(
+        fix, offer_id=shown.offer_id, document_uri=shown.uri, document_version=shown.version
+    ).offer_id
 
 
 def _record_refused(store: Store, edition: str, offer: Offer, context: str) -> int:
+    return _record_fix(store, edition, offer, context, verified=False).id
+
+
+def _record_fix(store: Store, edition: str, offer: Offer, context: str, *, verified: bool) -> FixRecord:
+    """The diagnostic in its context, then the fix for it (verified or refused)."""
     diag_id = _record_diagnostic(store, offer.root, edition, offer.diagnostic, context)
-    record = store.record_suggestion(
+    return store.record_suggestion(
         diag_id,
         offer.candidate,
         before_text=offer.before_text,
         after_text=offer.after_text,
-        verified=False,
+        verified=verified,
         verdict_reason=offer.verdict.reason,
     )
-    return record.id
 
 
 def _record_outcome(

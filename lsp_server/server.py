@@ -520,26 +520,14 @@ class SleepyServer(LanguageServer):
             asyncio.get_running_loop().call_later(self.settings.edit_window_s, self.feedback.window_closed, offer_id)
         else:
             self.feedback.decided(offer_id)
-        return {
-            "offerId": offer_id,
-            "fixId": shown.fix_id,
-            "title": shown.title,
-            "outcome": "accepted",
-            "recorded": recorded,
-        }
+        return _decision(shown, "accepted", recorded)
 
     async def reject(self, offer_id: str) -> dict[str, Any]:
         """``sleepy-coder.reject``: record that the user turned this offer down."""
         shown = self._shown_offer(offer_id)
         recorded = await self._written(self.recorder.outcome(shown, "rejected"))
         self.feedback.rejected(offer_id)
-        return {
-            "offerId": offer_id,
-            "fixId": shown.fix_id,
-            "title": shown.title,
-            "outcome": "rejected",
-            "recorded": recorded,
-        }
+        return _decision(shown, "rejected", recorded)
 
     def explain(self, reason: str) -> str:
         """``sleepy-coder.explain``: the command of a model action without a fix, so picking it says why."""
@@ -618,6 +606,17 @@ class SleepyServer(LanguageServer):
         problem = attach_active(self.settings, self.recorder.store, self.runtime, self.hot_swap)
         if problem is not None:
             log.warning("%s", problem)
+
+
+def _decision(shown: ShownOffer, outcome: str, recorded: bool) -> dict[str, Any]:
+    """The accept/reject commands' answer: which offer, which fix, its title (for the client to say)."""
+    return {
+        "offerId": shown.offer_id,
+        "fixId": shown.fix_id,
+        "title": shown.title,
+        "outcome": outcome,
+        "recorded": recorded,
+    }
 
 
 def _char_span(text: str, diag: RustDiagnostic) -> tuple[int, int]:

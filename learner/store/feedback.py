@@ -245,6 +245,19 @@ class FeedbackMixin(StoreBase):
             verified=verified,
             verdict_reason=verdict_reason,
         )
+        return self.record_offer_of(
+            fix, offer_id=offer_id, document_uri=document_uri, document_version=document_version
+        )
+
+    def record_offer_of(
+        self,
+        fix: FixRecord,
+        *,
+        offer_id: str | None = None,
+        document_uri: str = "",
+        document_version: int | None = None,
+    ) -> OfferRecord:
+        """Store one more showing of an already recorded fix; the same ``offer_id`` twice is one offer."""
         offer_id = offer_id or new_offer_id()
         with self._write() as c:
             c.execute(
@@ -253,7 +266,8 @@ class FeedbackMixin(StoreBase):
                 (offer_id, fix.id, document_uri, document_version, self._now()),
             )
         offer = self.offer(offer_id)
-        assert offer is not None  # Just written; forget() in between is the only way to lose it.
+        if offer is None:
+            raise NotFound(f"no fix with id {fix.id} to offer (forgotten meanwhile?)")
         return offer
 
     def offer(self, offer_id: str) -> OfferRecord | None:

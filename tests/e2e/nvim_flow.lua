@@ -2,16 +2,10 @@
 -- code-action UI: open a broken file, wait for diagnostics, pick the rustc fix (vim.ui.select
 -- is answered by this script), let the UI apply its edit and run its accept command, save,
 -- wait for the diagnostics to clear, ask for the status. Results go to $SC_OUT as JSON.
-local out_path = assert(vim.env.SC_OUT, 'SC_OUT not set')
+local driver = dofile(assert(vim.env.SC_DRIVER, 'SC_DRIVER not set'))
 local file = assert(vim.env.SC_FILE, 'SC_FILE not set')
 local result = { steps = {} }
-
-local function finish()
-  local f = assert(io.open(out_path, 'w'))
-  f:write(vim.fn.json_encode(result))
-  f:close()
-  vim.cmd('qall!')
-end
+local _, finish = driver.result_file(result)
 
 local function step(name, ok)
   table.insert(result.steps, name)
@@ -36,27 +30,8 @@ local ok, err = pcall(function()
   result.diagnostic = { code = diag.code, source = diag.source, lnum = diag.lnum, col = diag.col }
   vim.api.nvim_win_set_cursor(0, { diag.lnum + 1, diag.col })
 
-  local picked = nil
-  vim.ui.select = function(items, opts, on_choice)
-    for _, item in ipairs(items) do
-      local title = opts.format_item and opts.format_item(item) or tostring(item)
-      if title:match('^rustc:') then
-        picked = title
-        on_choice(item)
-        return
-      end
-    end
-    on_choice(nil)
-  end
-  step('rustc action applied', vim.wait(60000, function()
-    if picked == nil then
-      vim.lsp.buf.code_action()
-      vim.wait(300, function()
-        return picked ~= nil
-      end, 20)
-    end
-    return picked ~= nil
-  end, 100))
+  local picked = driver.pick_action('rustc:', 60000)
+  step('rustc action applied', picked ~= nil)
   result.picked = picked
 
   -- The accept command travels client -> plugin -> server; then the user saves.

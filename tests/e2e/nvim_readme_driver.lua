@@ -8,7 +8,7 @@
 -- SC_EXPECT=diagnostics waits for sleepy-coder's diagnostics (then, with SC_RESTART=1, runs
 -- :SleepyCoderRestart and waits for a new client's); SC_EXPECT=message:<lua pattern> waits for a
 -- vim.notify message matching it. Every vim.notify message is recorded.
-local out_path = assert(vim.env.SC_OUT, 'SC_OUT not set')
+local driver = dofile(assert(vim.env.SC_DRIVER, 'SC_DRIVER not set'))
 local mode = vim.env.SC_MODE or 'script'
 local expect = vim.env.SC_EXPECT or 'diagnostics'
 local result = { mode = mode, messages = {}, version = vim.fn.execute('version'):match('NVIM v[%d%.]+') }
@@ -17,12 +17,7 @@ vim.notify = function(message, level)
   table.insert(result.messages, { message = tostring(message), level = level })
 end
 
-local function finish()
-  local f = assert(io.open(out_path, 'w'))
-  f:write(vim.fn.json_encode(result))
-  f:close()
-  vim.cmd('qall!')
-end
+local _, finish = driver.result_file(result)
 
 local function read(path)
   local f = assert(io.open(path, 'r'))

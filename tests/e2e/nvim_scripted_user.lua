@@ -10,23 +10,11 @@
 --   turned_down/E0382 reject it, picked from the code-action list
 --   crate B main/E0382  the same fix as the first, accepted in a second crate
 -- Results go to $SC_OUT as JSON.
-local out_path = assert(vim.env.SC_OUT, 'SC_OUT not set')
+local driver = dofile(assert(vim.env.SC_DRIVER, 'SC_DRIVER not set'))
 local crate_a = assert(vim.env.SC_CRATE_A, 'SC_CRATE_A not set')
 local crate_b = assert(vim.env.SC_CRATE_B, 'SC_CRATE_B not set')
 local result = { steps = {}, picked = {} }
-
-local function finish()
-  local f = assert(io.open(out_path, 'w'))
-  f:write(vim.fn.json_encode(result))
-  f:close()
-  vim.cmd('qall!')
-end
-
-local function save()
-  local f = assert(io.open(out_path, 'w'))
-  f:write(vim.fn.json_encode(result))
-  f:close()
-end
+local save, finish = driver.result_file(result)
 
 local function step(name, ok)
   table.insert(result.steps, name)
@@ -91,27 +79,8 @@ local function pick(bufnr, name, code, prefix)
   end, 50))
   vim.api.nvim_set_current_buf(bufnr)
   vim.api.nvim_win_set_cursor(0, { diag.lnum + 1, diag.col })
-  local picked
-  vim.ui.select = function(items, opts, on_choice)
-    for _, item in ipairs(items) do
-      local title = opts.format_item and opts.format_item(item) or tostring(item)
-      if title:sub(1, #prefix) == prefix then
-        picked = title
-        on_choice(item)
-        return
-      end
-    end
-    on_choice(nil)
-  end
-  step(name .. '/' .. code .. ' picked', vim.wait(60000, function()
-    if picked == nil then
-      vim.lsp.buf.code_action()
-      vim.wait(400, function()
-        return picked ~= nil
-      end, 20)
-    end
-    return picked ~= nil
-  end, 100))
+  local picked = driver.pick_action(prefix, 60000)
+  step(name .. '/' .. code .. ' picked', picked ~= nil)
   table.insert(result.picked, picked)
   return picked
 end

@@ -12,10 +12,7 @@ Python cannot run the server, and when the server exits with an error.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,12 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.nvim_helpers import NVIM, REPO, run_lua
 from tests.rust_fixtures import MOVED_VALUE_BIN, make_crate
 
-REPO = Path(__file__).resolve().parents[2]
 README = REPO / "neovim" / "README.md"
-DRIVER = Path(__file__).with_name("nvim_readme_driver.lua")
-NVIM = shutil.which("nvim")
+README_DRIVER = Path(__file__).with_name("nvim_readme_driver.lua")
 
 #: The placeholders a reader replaces; the test replaces them with this checkout and this Python.
 DIR_PLACEHOLDER = "/path/to/sleepy-coder/neovim"
@@ -98,26 +94,10 @@ def nvim_version() -> tuple[int, int, int]:
 
 def run_nvim(tmp_path: Path, init: str, extra_env: dict[str, str], name: str = "result") -> dict:
     """Headless Neovim with ``-u init`` (a snippet, an empty init.lua, or NONE), then the driver."""
-    out = tmp_path / f"{name}.json"
-    env = {
-        **os.environ,
-        "SC_OUT": str(out),
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        **extra_env,
-    }
-    command = [str(NVIM), "--headless", "-i", "NONE", "-u", init]
-    if init == "NONE":
-        command += ["--cmd", f"set rtp+={REPO / 'neovim'}"]
-    command += ["-c", f"luafile {DRIVER}"]
-    cwd = Path(extra_env.get("SC_FILE", tmp_path)).parent if "SC_FILE" in extra_env else tmp_path
-    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=140)
-    assert out.is_file(), f"nvim wrote no result (exit {proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
-    result = json.loads(out.read_text())
-    assert "error" not in result, (result, proc.stderr[-2000:])
-    return result
+    cwd = Path(extra_env["SC_FILE"]).parent if "SC_FILE" in extra_env else tmp_path
+    work = tmp_path / name
+    work.mkdir(exist_ok=True)
+    return run_lua(README_DRIVER, work, cwd, extra_env, init=init)
 
 
 def fixture_file(tmp_path: Path) -> Path:

@@ -3,19 +3,12 @@ crates; the store (read with ``sleepy-coder data export``) must hold exactly tho
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.nvim_helpers import NVIM, run_lua
 from tests.e2e.scripted_user import EVENTS, check_export, export_rows, make_crates
-
-REPO = Path(__file__).resolve().parents[2]
-NVIM = shutil.which("nvim")
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -25,33 +18,9 @@ pytestmark = [
 
 def test_scripted_user_in_neovim_leaves_exactly_its_events_in_the_store(tmp_path: Path) -> None:
     crate_a, crate_b = make_crates(tmp_path)
-    out = tmp_path / "result.json"
-    env = {
-        **os.environ,
-        "SC_OUT": str(out),
-        "SC_CRATE_A": str(crate_a),
-        "SC_CRATE_B": str(crate_b),
-        "SC_PYTHON": sys.executable,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-    }
-    command = [
-        str(NVIM),
-        "--headless",
-        "-u",
-        "NONE",
-        "-i",
-        "NONE",
-        "--cmd",
-        f"set rtp+={REPO / 'neovim'}",
-        "-c",
-        f"luafile {Path(__file__).with_name('nvim_scripted_user.lua')}",
-    ]
-    proc = subprocess.run(command, cwd=crate_a, env=env, capture_output=True, text=True, timeout=280)
-    assert out.is_file(), f"nvim wrote no result (exit {proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
-    result = json.loads(out.read_text())
-    assert "error" not in result and "failed" not in result, result
+    script = Path(__file__).with_name("nvim_scripted_user.lua")
+    env = {"SC_CRATE_A": str(crate_a), "SC_CRATE_B": str(crate_b)}
+    result = run_lua(script, tmp_path, crate_a, env, timeout=280)
 
     events = result["events"]
     offer_ids = {name: events[name]["offerId"] for name, _ in EVENTS if name != "rejected"}

@@ -271,24 +271,7 @@ def test_each_offer_keeps_one_outcome_its_latest_decision(store: Store) -> None:
 
 def test_the_same_fix_offered_again_is_a_separate_countable_event(store: Store) -> None:
     first = offer(store, 1)
-    second = store.record_offer(
-        first.fix.diagnostic_id,
-        FixCandidate(
-            first.fix.source,
-            first.fix.title,
-            first.fix.edits,
-            ROUTE,
-            first.fix.model,
-            first.fix.adapter_version,
-            first.fix.prompt_hash,
-            first.fix.latency_s,
-        ),
-        before_text=first.fix.before_text,
-        after_text=first.fix.after_text,
-        verified=True,
-        document_uri="file:///other/src/main.rs",
-        document_version=7,
-    )
+    second = store.record_offer_of(first.fix, document_uri="file:///other/src/main.rs", document_version=7)
     assert second.fix_id == first.fix_id and second.offer_id != first.offer_id
     assert (second.document_uri, second.document_version) == ("file:///other/src/main.rs", 7)
     store.record_outcome(first.offer_id, "rejected")
@@ -301,22 +284,7 @@ def test_the_same_fix_offered_again_is_a_separate_countable_event(store: Store) 
 
 def test_accepting_the_same_fix_twice_trains_on_it_once(store: Store) -> None:
     first = offer(store, 1)
-    again = store.record_offer(
-        first.fix.diagnostic_id,
-        FixCandidate(
-            first.fix.source,
-            first.fix.title,
-            first.fix.edits,
-            ROUTE,
-            first.fix.model,
-            first.fix.adapter_version,
-            first.fix.prompt_hash,
-            first.fix.latency_s,
-        ),
-        before_text=first.fix.before_text,
-        after_text=first.fix.after_text,
-        verified=True,
-    )
+    again = store.record_offer_of(first.fix)
     store.record_outcome(first.offer_id, "accepted")
     store.record_outcome(again.offer_id, "accepted")
     assert store.counts()["accepted"] == 2
