@@ -408,6 +408,8 @@ class SleepyServer(LanguageServer):
         self, check: CrateCheck, diag: RustDiagnostic, cancel: threading.Event, progress: Progress
     ) -> ModelResult:
         """On the model thread: load the model, attach the active adapters, then generate and verify."""
+        if self.runtime.loaded is None:
+            progress("loading the model (the first fix takes longest)", None)
         try:
             self.runtime.get()
         except ModelUnavailable:

@@ -99,6 +99,10 @@ async def test_rustc_fix_is_offered_applied_and_recorded_as_accepted(client: Lan
     resolved = await client.code_action_resolve_async(model)
     assert resolved.title.startswith(model.title + ": ")
     assert resolved.edit is None
+    # It was visible while it worked: a cancellable progress saying what it did (loading first).
+    [begin] = [r for rs in client.progress_reports.values() for r in rs if getattr(r, "kind", "") == "begin"]
+    assert begin.cancellable and begin.title == "sleepy-coder: fixing E0382 (moved-value)"
+    assert _progress_says(client, "loading the model")
     assert resolved.command is not None and resolved.command.command == "sleepy-coder.explain"
     [reason] = resolved.command.arguments
     await client.workspace_execute_command_async(
