@@ -53,3 +53,20 @@ fn main() {
     println!("{a} {b}");
 }
 """
+
+#: A type error whose fix uncovers two borrow-check errors (rustc reports those only once the
+#: types check): fixing the crate takes two stages.
+TYPE_THEN_BORROW_ERRORS = """fn half(x: i32) -> i32 {
+    x / 2
+}
+
+fn main() {
+    let n: u32 = 5;
+    let h = half(n);
+    let s = String::from("a");
+    let t = s;
+    let c = 0;
+    c += 1;
+    println!("{h} {s} {t} {c}");
+}
+"""

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import Progress as RichProgress
 from rich.syntax import Syntax
 
 from learner.cli.app import ModelOption, console, fail, plain, progress_printer, settings_from, without_controls
+from learner.config import Settings
 from learner.errors import SleepyCoderError
+from learner.fix.sources import FixSource
+from learner.progress import Progress as ProgressSink
 from learner.records import DiagnosticFixes
 
 
@@ -28,6 +33,14 @@ def fix(
     ] = False,
     attempts: Annotated[int | None, typer.Option(help="Model attempts per error (with compiler feedback).")] = None,
     max_errors: Annotated[int, typer.Option(help="Fix at most this many errors.")] = 20,
+    whole: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Fix the whole crate: apply the best verified fix, check again, and go on until it builds "
+            "or nothing verifies (writes your files; rustc's suggestions for all errors are tried together first).",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show refused candidates.")] = False,
     model: ModelOption = None,
 ) -> None:
@@ -37,12 +50,17 @@ def fix(
 
     if apply is not None and apply < 1:
         raise fail(f"--apply counts from 1 (1 = the best fix), not {apply}")
+    if whole and apply is not None:
+        raise fail("--all applies the best fix of each round itself; leave out --apply")
     settings = settings_from(model, attempts=attempts, model_enabled=not no_model)
     settings.ensure_dirs()
     show_progress = not as_json and sys.stderr.isatty()
     report, bar = progress_printer(show_progress)
     runtime = RuntimeHandle(settings, report)
     sources = build_sources(settings, runtime=runtime)
+    if whole:
+        _fix_whole_crate(path, settings, sources, report, bar, as_json)
+        return
     try:
         if bar is not None:
             bar.start()
@@ -81,6 +99,60 @@ def fix(
         if not as_json:
             names = ", ".join(str(p.relative_to(session.crate.root)) for p in written)
             console.print(f"[green]applied[/] {plain(chosen.title)} -> {plain(names)}")
+
+
+def _fix_whole_crate(
+    path: Path,
+    settings: Settings,
+    sources: Sequence[FixSource],
+    report: ProgressSink,
+    bar: RichProgress | None,
+    as_json: bool,
+) -> None:
+    """``fix --all``: the sequence of fixes written, then whether the crate builds (exit 1 if not)."""
+    from learner.fix.whole_crate import fix_crate
+
+    try:
+        if bar is not None:
+            bar.start()
+        try:
+            run = fix_crate(path, settings, sources, progress=report)
+        finally:
+            if bar is not None:
+                bar.stop()
+    except SleepyCoderError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        steps = [
+            {
+                "round": s.round,
+                "title": s.title,
+                "source": s.source,
+                "errors_before": s.errors_before,
+                "codes": list(s.codes),
+                "files": list(s.files),
+            }
+            for s in run.steps
+        ]
+        remaining = [{"code": d.code, "message": d.message} for d in run.remaining]
+        console.print_json(
+            json.dumps({"steps": steps, "fixed": run.fixed, "reason": run.reason, "remaining": remaining})
+        )
+    else:
+        for s in run.steps:
+            console.print(
+                f"[bold]{s.round}.[/] {plain(s.title)} [dim]({s.errors_before} error(s) before: "
+                f"{plain(' '.join(s.codes))}; wrote {plain(', '.join(s.files))})[/]"
+            )
+        if run.fixed:
+            console.print(f"[green]the crate builds[/] after {len(run.steps)} fix(es)")
+        else:
+            codes = " ".join(d.code or "-" for d in run.remaining)
+            console.print(
+                f"[yellow]stopped:[/] {plain(run.reason)}; {len(run.remaining)} error(s) left: {plain(codes)}"
+            )
+    if not run.fixed:
+        raise typer.Exit(1)
 
 
 def _results_json(results: list[DiagnosticFixes], diffs: dict[int, str], verbose: bool) -> dict[str, Any]:

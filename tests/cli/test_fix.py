@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from learner.cli.app import app
 from learner.config import Settings
-from tests.rust_fixtures import MISSING_DERIVE_LIB, MOVED_VALUE_BIN, make_crate
+from tests.rust_fixtures import MISSING_DERIVE_LIB, MOVED_VALUE_BIN, TYPE_THEN_BORROW_ERRORS, make_crate
 
 runner = CliRunner()
 
@@ -40,6 +40,29 @@ def test_apply_writes_the_fix_and_the_crate_then_compiles(tmp_path: Path) -> Non
     assert ".clone()" in (root / "src/main.rs").read_text()
     again = runner.invoke(app, ["fix", str(root), "--no-model"])
     assert "no errors" in again.output
+
+
+def test_fix_all_prints_the_sequence_and_leaves_a_building_crate(tmp_path: Path) -> None:
+    root = make_crate(tmp_path / "c", {"src/main.rs": TYPE_THEN_BORROW_ERRORS})
+    result = runner.invoke(app, ["fix", str(root), "--no-model", "--all"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("1. rustc: you can convert") and "E0308" in lines[0]
+    assert lines[1].startswith("2. rustc: apply the machine-applicable suggestions of 2 errors together")
+    assert "the crate builds after 2 fix(es)" in result.output
+    assert "no errors" in runner.invoke(app, ["fix", str(root), "--no-model"]).output
+
+
+def test_fix_all_that_cannot_finish_says_why_as_json_and_exits_1(tmp_path: Path) -> None:
+    program = 'fn main() {\n    let a: i32 = "one";\n    println!("{a}");\n}\n'
+    root = make_crate(tmp_path / "c", {"src/main.rs": program})
+    result = runner.invoke(app, ["fix", str(root), "--no-model", "--all", "--json"])
+    assert result.exit_code == 1
+    answer = json.loads(result.output)
+    assert answer["fixed"] is False and answer["reason"] == "no error has a verified fix"
+    assert [e["code"] for e in answer["remaining"]] == ["E0308"] and answer["steps"] == []
+    refused = runner.invoke(app, ["fix", str(root), "--no-model", "--all", "--apply", "1"])
+    assert refused.exit_code != 0 and "leave out --apply" in refused.output
 
 
 def test_apply_keeps_crlf_line_endings(tmp_path: Path) -> None:
