@@ -79,6 +79,11 @@ class Settings:
     max_new_tokens: int = 384
     #: How many model attempts per error, each seeing the compiler's answer to the last one.
     attempts: int = 3
+    #: Candidates per attempt: 1 is one greedy answer (with prompt lookup); more is one batched
+    #: generation (one prefill) of a greedy answer and samples, all verified, the best offered.
+    candidates: int = 1
+    #: Sampling temperature of the extra candidates.
+    candidate_temperature: float = 0.7
     #: Offer model fixes at all (off: rustc's own suggestions only).
     model_enabled: bool = True
     #: Publish the server's own cargo diagnostics (off when rust-analyzer already shows them).

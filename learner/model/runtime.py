@@ -51,6 +51,8 @@ class Generation:
     new_tokens: int
     seconds: float
     adapter_version: str | None
+    #: The model's own mean log-probability per generated token (raw logits), when computed.
+    mean_logprob: float | None = None
 
 
 class RouteAdapters(Protocol):
@@ -151,6 +153,80 @@ class ModelRuntime:
         with self._tokenizer_lock:
             text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         return Generation(text=text, new_tokens=int(new_ids.shape[0]), seconds=seconds, adapter_version=version)
+
+    def generate_batch(
+        self,
+        messages: list[dict[str, str]],
+        n: int,
+        *,
+        max_new_tokens: int,
+        route: str | None = None,
+        temperature: float = 0.7,
+        seed: int | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> list[Generation]:
+        """``n`` answers from one prefill: the first greedy, the others sampled at ``temperature``.
+
+        The prompt is run through the model once; its KV cache is then repeated across the batch,
+        so ``n`` candidates cost one prefill plus ``n``-wide decoding steps (never ``n`` prefills).
+        Each sequence stops at its own end of sequence. Prompt lookup needs a batch of one, so it
+        is not used here (:meth:`generate` keeps it for single answers). Each answer carries the
+        model's mean log-probability per token, for ranking.
+        """
+        import torch
+        from transformers import DynamicCache, LogitsProcessorList
+
+        if n < 1:
+            raise GenerationError(f"asked for {n} candidates; at least one is needed")
+        prompt = self.render_prompt(messages)
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        prompt_tokens = int(encoded["input_ids"].shape[1])
+        if self._context_length is not None and prompt_tokens + max_new_tokens > self._context_length:
+            raise GenerationError(
+                f"the prompt has {prompt_tokens} tokens; with {max_new_tokens} new tokens it exceeds "
+                f"the model's context of {self._context_length}"
+            )
+        input_ids = encoded["input_ids"].to(self.device)
+        options = self._generation_options(max_new_tokens, False, max(temperature, 1e-5), stop_event)
+        options["logits_processor"] = LogitsProcessorList([_first_row_greedy()])
+        options.update(return_dict_in_generate=True, output_logits=True)
+
+        with self._lock:
+            adapters = self._adapters
+            version = adapters.activate(route) if adapters is not None else None
+            try:
+                started = time.perf_counter()
+                with torch.inference_mode(), _seeded(seed, self.device):
+                    cache = DynamicCache(config=self.model.config)
+                    if prompt_tokens > 1:  # all but the last token: generate feeds that one itself
+                        self.model(input_ids=input_ids[:, :-1], cache=cache, use_cache=True)
+                    cache.batch_repeat_interleave(n)
+                    output = self.model.generate(
+                        input_ids=input_ids.repeat(n, 1),
+                        attention_mask=torch.ones((n, prompt_tokens), dtype=torch.long, device=self.device),
+                        cache=cache,
+                        **options,
+                    )
+                seconds = time.perf_counter() - started
+            except (RuntimeError, ValueError) as exc:
+                raise GenerationError(f"generation failed: {_first_line(exc)}") from exc
+            finally:
+                if adapters is not None:
+                    adapters.activate(None)
+
+        new_ids = output.sequences[:, prompt_tokens:]
+        logprobs = torch.stack(list(output.logits), dim=1).float().log_softmax(dim=-1)
+        chosen = logprobs.gather(-1, new_ids.unsqueeze(-1)).squeeze(-1)
+        answers = []
+        for row in range(n):
+            ids = new_ids[row].tolist()
+            length = next((i + 1 for i, t in enumerate(ids) if t in self._eos_ids), len(ids))
+            with self._tokenizer_lock:
+                text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
+            mean = float(chosen[row, :length].mean()) if length else None
+            answers.append(Generation(text, length, seconds, version, mean))
+        return answers
 
     def _generation_options(
         self,
@@ -289,6 +365,23 @@ def _eos_token_ids(tokenizer: Any, model: Any) -> list[int]:
     if not ids:
         raise ModelLoadError("the model's tokenizer defines no end-of-sequence token")
     return ids
+
+
+def _first_row_greedy() -> Any:
+    """A logits processor that leaves only the best token in row 0, so a sampled batch keeps one
+    greedy answer (the one a single-answer call would give) beside its samples."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class _FirstRowGreedy(LogitsProcessor):
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            out = scores.clone()  # the raw logits kept for log-probabilities must stay untouched
+            best = out[0].argmax()
+            out[0] = torch.full_like(out[0], float("-inf"))
+            out[0, best] = 0.0
+            return out  # type: ignore[return-value]
+
+    return _FirstRowGreedy()
 
 
 def _stop_on_event(event: threading.Event) -> Any:

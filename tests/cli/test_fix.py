@@ -132,6 +132,18 @@ def test_model_source_runs_attempts_with_feedback_on_a_tiny_model(tmp_path: Path
     assert (root / "src/main.rs").read_text() == MOVED_VALUE_BIN
 
 
+def test_several_candidates_per_attempt_are_each_verified_once(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """candidates = 4: one batched generation per attempt; each distinct answer verified or refused."""
+    root = make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN})
+    settings = json.dumps({"candidates": 4, "maxNewTokens": 24})
+    args = ["fix", str(root), "--model", str(tiny_model_dir), "--all-sources", "--attempts", "1", "--json", "-v"]
+    result = runner.invoke(app, args, env={"SLEEPY_CODER_SETTINGS": settings})
+    assert result.exit_code == 0, result.output
+    [error] = json.loads(result.stdout)["errors"]
+    model_tries = [r for r in error["rejected"] if r["source"] == "model"]
+    assert len(model_tries) == 4 and all(r["attempt"] == 1 and r["reason"] for r in model_tries)
+
+
 @pytest.mark.embedded_model
 def test_embedded_model_proposes_verified_or_explained_fixes_for_the_example_crate(
     tmp_path: Path, embedded_model_dir: Path

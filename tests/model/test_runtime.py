@@ -87,6 +87,33 @@ def test_greedy_generation_is_deterministic(runtime: ModelRuntime) -> None:
     assert first.adapter_version is None
 
 
+def test_a_batch_of_candidates_comes_from_one_prefill_with_the_greedy_answer_first(runtime: ModelRuntime) -> None:
+    shapes: list[tuple[int, int]] = []
+    forward = runtime.model.forward
+
+    def recording(*args: object, **kwargs: object) -> object:
+        ids = kwargs.get("input_ids")
+        if isinstance(ids, torch.Tensor):
+            shapes.append((int(ids.shape[0]), int(ids.shape[1])))
+        return forward(*args, **kwargs)
+
+    runtime.model.forward = recording
+    try:
+        batch = runtime.generate_batch(MESSAGES, 4, max_new_tokens=12, temperature=1.0, seed=3)
+    finally:
+        runtime.model.forward = forward
+    prompt_tokens = runtime.token_count(runtime.render_prompt(MESSAGES))
+    assert shapes[0] == (1, prompt_tokens - 1), "the prompt is run once, for one sequence"
+    assert all(width == 1 for _, width in shapes[1:]), "then only one new token per sequence per step"
+    assert {rows for rows, _ in shapes[1:]} == {4}
+    assert len(batch) == 4 and len({g.text for g in batch}) == 4, "distinct samples"
+    greedy = runtime.generate(MESSAGES, max_new_tokens=12, prompt_lookup=False)
+    assert batch[0].text == greedy.text, "the first candidate is the greedy answer"
+    assert all(g.mean_logprob is not None and g.mean_logprob <= 0 for g in batch)
+    again = runtime.generate_batch(MESSAGES, 4, max_new_tokens=12, temperature=1.0, seed=3)
+    assert [g.text for g in again] == [g.text for g in batch], "reproducible with a seed"
+
+
 def test_prompt_lookup_on_and_off_give_the_same_greedy_answer(runtime: ModelRuntime) -> None:
     with_lookup = runtime.generate(MESSAGES, max_new_tokens=24, prompt_lookup=True)
     without = runtime.generate(MESSAGES, max_new_tokens=24, prompt_lookup=False)

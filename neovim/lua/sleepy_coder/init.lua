@@ -35,6 +35,7 @@ local KNOWN_SETTINGS = {
   device = 'string',
   maxNewTokens = 'number',
   attempts = 'number',
+  candidates = 'number',
   modelEnabled = 'boolean',
   publishDiagnostics = 'boolean',
   learningEnabled = 'boolean',

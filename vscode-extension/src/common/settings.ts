@@ -16,6 +16,7 @@ export interface ServerSettings {
     device: string;
     maxNewTokens: number;
     attempts: number;
+    candidates: number;
     modelEnabled: boolean;
     publishDiagnostics: boolean;
     learningEnabled: boolean;
@@ -60,6 +61,7 @@ const KINDS: { readonly [K in keyof ExtensionSettings]: Kind } = {
     device: 'string',
     maxNewTokens: 'positiveInteger',
     attempts: 'positiveInteger',
+    candidates: 'positiveInteger',
     modelEnabled: 'boolean',
     publishDiagnostics: 'publishDiagnosticsMode',
     learningEnabled: 'boolean',
