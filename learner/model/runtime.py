@@ -164,8 +164,10 @@ class ModelRuntime:
         temperature: float = 0.7,
         seed: int | None = None,
         stop_event: threading.Event | None = None,
+        greedy_first: bool = True,
     ) -> list[Generation]:
-        """``n`` answers from one prefill: the first greedy, the others sampled at ``temperature``.
+        """``n`` answers from one prefill: the first greedy (unless ``greedy_first`` is false), the
+        others sampled at ``temperature``.
 
         The prompt is run through the model once; its KV cache is then repeated across the batch,
         so ``n`` candidates cost one prefill plus ``n``-wide decoding steps (never ``n`` prefills).
@@ -189,7 +191,8 @@ class ModelRuntime:
             )
         input_ids = encoded["input_ids"].to(self.device)
         options = self._generation_options(max_new_tokens, False, max(temperature, 1e-5), stop_event)
-        options["logits_processor"] = LogitsProcessorList([_first_row_greedy()])
+        if greedy_first:
+            options["logits_processor"] = LogitsProcessorList([_first_row_greedy()])
         options.update(return_dict_in_generate=True, output_logits=True)
 
         with self._lock:

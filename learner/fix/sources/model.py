@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from learner.fix.prompt import FixPrompt, build_prompt, collect_regions, parse_answer, retry_feedback
 from learner.fix.ranking import Scored, changed_lines, edits_key, rank
@@ -55,39 +55,38 @@ class ModelFixSource:
             if ctx.cancel.is_set():
                 return
             prompt = build_prompt(ctx.diagnostic, route, regions, history)
-            what = f"{n} candidates" if n > 1 else "a fix"
-            ctx.progress(f"generating {what} for {ctx.diagnostic.code or 'the error'} (attempt {attempt})", None)
+            ctx.progress(f"generating a fix for {ctx.diagnostic.code or 'the error'} (attempt {attempt})", None)
             started = time.monotonic()
             adapter_route = ctx.route.name if self.use_route_adapter else None
-            if n == 1:
-                generations = [
-                    runtime.generate(
-                        list(prompt.messages),
-                        max_new_tokens=ctx.settings.max_new_tokens,
-                        route=adapter_route,
-                        stop_event=ctx.cancel,
-                    )
-                ]
-            else:
-                generations = runtime.generate_batch(
+            # The greedy answer first, with prompt lookup (fast, and often right); only when the
+            # compiler refuses it, one batched generation of the other candidates (one prefill).
+            greedy = runtime.generate(
+                list(prompt.messages),
+                max_new_tokens=ctx.settings.max_new_tokens,
+                route=adapter_route,
+                stop_event=ctx.cancel,
+            )
+            if ctx.cancel.is_set():
+                return
+            judged = self._judge(ctx, runtime.model_name, prompt, [greedy], attempt, started, 1)
+            if n > 1 and judged and not judged[0].fix.verdict.ok and not ctx.cancel.is_set():
+                ctx.progress(f"sampling {n - 1} more candidates (attempt {attempt})", None)
+                samples = runtime.generate_batch(
                     list(prompt.messages),
-                    n,
+                    n - 1,
                     max_new_tokens=ctx.settings.max_new_tokens,
                     route=adapter_route,
                     temperature=ctx.settings.candidate_temperature,
                     seed=attempt,
                     stop_event=ctx.cancel,
+                    greedy_first=False,
                 )
-            if ctx.cancel.is_set():
+                judged = ranked(self._judge(ctx, runtime.model_name, prompt, samples, attempt, started, n, judged))
+            yield from (j.fix for j in judged)
+            if any(j.fix.verdict.ok for j in judged) or not judged or ctx.cancel.is_set():
                 return
-            judged = self._judge(ctx, runtime.model_name, prompt, generations, attempt, started, n)
-            verified = [v for v, _ in judged if v.verdict.ok]
-            yield from verified
-            yield from (v for v, _ in judged if not v.verdict.ok)
-            if verified or not judged:
-                return
-            first, text = judged[0]
-            history.append((text, retry_feedback(first.verdict.reason, first.verdict.new_errors)))
+            first = judged[0]
+            history.append((first.text, retry_feedback(first.fix.verdict.reason, first.fix.verdict.new_errors)))
 
     def _judge(
         self,
@@ -98,11 +97,11 @@ class ModelFixSource:
         attempt: int,
         started: float,
         n: int,
-    ) -> list[tuple[VerifiedFix, str]]:
-        """Each distinct answer as a verified (or refused) candidate, the verified ones ranked
-        smallest edit first; the greedy answer's result comes first among the refused."""
-        seen: set[object] = set()
-        judged: list[tuple[VerifiedFix, str, Scored | None]] = []
+        earlier: list[Judged] | None = None,
+    ) -> list[Judged]:
+        """Each answer not seen before (in ``earlier`` or this batch) as a verified or refused candidate."""
+        seen = {edits_key(j.fix.candidate.edits) for j in earlier or []}
+        judged: list[Judged] = []
         for index, generation in enumerate(generations, start=1):
             if ctx.cancel.is_set():
                 break
@@ -123,18 +122,36 @@ class ModelFixSource:
                 prompt_hash=prompt.prompt_hash,
                 attempt=attempt,
             )
-            scored: Scored | None = None
+            size: int | None = None
             if edits:
                 verdict = ctx.verifier.verify(candidate, ctx.diagnostic)
                 if verdict.ok:
                     before, after = ctx.verifier.apply(edits)
-                    scored = Scored(candidate, changed_lines(before, after), generation.mean_logprob)
+                    size = changed_lines(before, after)
             elif "```" in generation.text:
                 verdict = Verdict(False, "the answer repeats the code unchanged")
             else:
                 verdict = Verdict(False, "the answer has no code block")
             candidate = replace(candidate, latency_s=time.monotonic() - started)
-            judged.append((VerifiedFix(candidate, verdict), generation.text, scored))
-        order = {id(s.candidate): i for i, s in enumerate(rank([s for _, _, s in judged if s is not None]))}
-        judged.sort(key=lambda j: order.get(id(j[2].candidate), len(order)) if j[2] is not None else len(order))
-        return [(v, text) for v, text, _ in judged]
+            judged.append(Judged(VerifiedFix(candidate, verdict), generation.text, size, generation.mean_logprob))
+        return (earlier or []) + judged
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One answer: its verified (or refused) candidate, the text (for feedback), and its ranking keys."""
+
+    fix: VerifiedFix
+    text: str
+    changed_lines: int | None
+    mean_logprob: float | None
+
+
+def ranked(judged: list[Judged]) -> list[Judged]:
+    """The verified candidates smallest edit first (then most confident), then the refused ones in
+    the order they were made (the greedy answer first, whose verdict feeds the next attempt)."""
+    verified = [j for j in judged if j.fix.verdict.ok and j.changed_lines is not None]
+    order = rank([Scored(j.fix.candidate, j.changed_lines or 0, j.mean_logprob) for j in verified])
+    position = {id(s.candidate): i for i, s in enumerate(order)}
+    best = sorted(verified, key=lambda j: position[id(j.fix.candidate)])
+    return best + [j for j in judged if j not in best]
