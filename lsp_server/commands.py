@@ -46,7 +46,7 @@ def status(settings: Settings, runtime: RuntimeHandle, store: Store | None) -> d
     if store is None:
         learner["state"] = "unavailable"
     else:
-        routes = sorted(store.active_versions())
+        routes = sorted(store.active_versions(settings.model))  # adapters of another base model are not used
         counts = store.counts()
         cycles = store.cycles(1)
         if cycles:

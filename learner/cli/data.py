@@ -127,7 +127,7 @@ def adapters_rollback(version: str) -> None:
                 name = restored.version if restored else "the base model"
                 console.print(f"withdrew {version}; route {current.route} now uses {name}")
             elif current.status == "retired":
-                store.promote(version)
+                store.promote(version, base_model=settings.model)
                 console.print(f"{version} is active again for route {current.route}")
             else:
                 raise StoreError(f"{version} is {current.status}; only an active or a retired version can be rolled to")

@@ -439,7 +439,7 @@ class Learner:
         details["gate"] = result.decision.as_json()
         store.update_cycle(cycle_id, state="promoting", details=details)
         _test_pause("promotion")
-        record_decision(store, candidate, result)
+        record_decision(store, candidate, result, self.settings.model)
         log.info("gate on %s: %s", candidate.version, result.decision.reason)
         return "promoted" if result.decision.promote else "rejected"
 

@@ -261,7 +261,9 @@ def evaluate_candidate(
     return GateResult(decide(scores, targets, min_examples=config.min_examples), seconds)
 
 
-def record_decision(store: Store, candidate: AdapterVersion, result: GateResult) -> AdapterVersion:
+def record_decision(
+    store: Store, candidate: AdapterVersion, result: GateResult, base_model: str | None = None
+) -> AdapterVersion:
     """Write the scores into the candidate's metrics, then promote or reject it (one transaction each).
 
     Metrics first: a crash between the two leaves a gated candidate that the next cycle gates
@@ -269,5 +271,5 @@ def record_decision(store: Store, candidate: AdapterVersion, result: GateResult)
     """
     store.set_adapter_metrics(candidate.version, {"gate": {**result.decision.as_json(), "seconds": result.seconds}})
     if result.decision.promote:
-        return store.promote(candidate.version)
+        return store.promote(candidate.version, base_model=base_model)
     return store.reject(candidate.version, result.decision.reason)

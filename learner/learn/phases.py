@@ -474,7 +474,7 @@ class _Run:
             base_model=self.settings.model,
         )
         if self.options.promote:
-            self.store.promote(version)
+            self.store.promote(version, base_model=self.settings.model)
             self.report.promoted = True
         self.report.version, self.report.artifact = version, target
         self.reporter.message(

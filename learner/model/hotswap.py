@@ -43,7 +43,7 @@ class _Attached:
 
 def active_selection(settings: Settings, store: Store) -> AdapterSelection | None:
     """The registry's active per-route adapters, or None when every route uses the base model."""
-    if not any(route != NAIVE_LORA_ROUTE for route in store.active_versions()):
+    if not any(route != NAIVE_LORA_ROUTE for route in store.active_versions(settings.model)):
         return None
     return route_adapters(settings, store)
 

@@ -48,9 +48,17 @@ class RegistryMixin(StoreBase):
         )
         return [_adapter(r) for r in rows]
 
-    def active_versions(self) -> dict[str, AdapterVersion]:
-        """The adapter in use for each route (routes without one use the base model)."""
-        return {a.route: a for a in self.adapters(status="active")}
+    def active_versions(self, base_model: str | None = None) -> dict[str, AdapterVersion]:
+        """The adapter in use for each route (routes without one use the base model).
+
+        With ``base_model``, only adapters trained on that model (or of unrecorded base): an adapter
+        changes the weights of the model it was trained on and means nothing for another.
+        """
+        return {
+            a.route: a
+            for a in self.adapters(status="active")
+            if base_model is None or a.base_model in (None, base_model)
+        }
 
     def register_candidate(
         self,
@@ -109,16 +117,25 @@ class RegistryMixin(StoreBase):
             raise NotFound(f"no adapter version {version!r}")
         return str(row[0]), str(row[1])
 
-    def promote(self, version: str) -> AdapterVersion:
+    def promote(self, version: str, *, base_model: str | None = None) -> AdapterVersion:
         """Make ``version`` the active adapter of its route; the previous active one becomes retired.
 
         One transaction: readers see either the old or the new active adapter, never none or two.
         A retired version can be promoted again (that is how to roll back to a chosen version).
+        With ``base_model`` (the model in use), an adapter trained on another base is refused.
         """
         with self._write() as c:
             route, status = self._status_of(c, version)
             if status == "rejected":
                 raise InvalidRecord(f"adapter {version!r} was rejected and cannot be promoted")
+            (trained_on,) = c.execute(
+                "SELECT base_model FROM adapter_versions WHERE version = ?", (version,)
+            ).fetchone()
+            if base_model is not None and trained_on is not None and trained_on != base_model:
+                raise InvalidRecord(
+                    f"adapter {version!r} was trained on {trained_on}, not {base_model}; "
+                    "adapters are per base model and it cannot be used with this one"
+                )
             if status != "active":
                 for (old,) in c.execute(
                     "SELECT version FROM adapter_versions WHERE route = ? AND status = 'active'", (route,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import re
 import sqlite3
 import stat
 import time
@@ -380,6 +381,19 @@ def test_rollback_rejects_the_active_adapter_and_restores_its_parent(store: Stor
         store.promote("a2")
     assert store.rollback("a1") is None
     assert store.active_versions() == {}
+
+
+def test_adapters_are_per_base_model(store: Store) -> None:
+    store.register_candidate("small-1", route=ROUTE, path="/a/small-1", base_model="embedded:0.5b")
+    store.register_candidate("legacy", route="borrow", path="/a/legacy")  # base not recorded
+    with pytest.raises(InvalidRecord, match=re.escape("trained on embedded:0.5b, not embedded:1.5b")):
+        store.promote("small-1", base_model="embedded:1.5b")
+    assert store.adapter("small-1").status == "candidate", "a refused promotion changes nothing"
+    store.promote("small-1", base_model="embedded:0.5b")
+    store.promote("legacy", base_model="embedded:1.5b")
+    assert set(store.active_versions("embedded:0.5b")) == {ROUTE, "borrow"}
+    assert set(store.active_versions("embedded:1.5b")) == {"borrow"}, "another base's adapter is not used"
+    assert set(store.active_versions()) == {ROUTE, "borrow"}
 
 
 def test_candidate_with_existing_version_is_refused(store: Store) -> None:
