@@ -42,13 +42,33 @@ def _pyplot() -> Any:
     return plt
 
 
-def latest_per_strategy(store: Store, limit: int = 500) -> list[EvalRun]:
-    """The newest finished run of each strategy (continual protocol runs excluded)."""
+@dataclass(frozen=True)
+class CaseSet:
+    """The cases a run graded (its identity) and a name for people (its case files and size)."""
+
+    case_ids: frozenset[str]
+    name: str
+
+
+def case_set_of(store: Store, run: EvalRun) -> CaseSet:
+    ids = frozenset(r.case_id for r in store.eval_results(run.id))
+    files = ", ".join(Path(f).name for f in run.meta.get("case_files", [])) or "unnamed cases"
+    return CaseSet(ids, f"{files} ({len(ids)} cases)")
+
+
+def latest_per_strategy(store: Store, limit: int = 500) -> tuple[CaseSet | None, list[EvalRun]]:
+    """The newest finished run of each strategy on the case set of the newest run (continual
+    protocol runs excluded): strategies are compared only on the same cases, never a run on one
+    case file beside a run on another."""
+    runs = [r for r in store.latest_runs(limit=limit) if "continual" not in r.meta]
+    if not runs:
+        return None, []
+    wanted = case_set_of(store, runs[0])
     seen: dict[str, EvalRun] = {}
-    for run in store.latest_runs(limit=limit):
-        if "continual" not in run.meta:
-            seen.setdefault(run.strategy, run)
-    return sorted(seen.values(), key=lambda r: r.strategy)
+    for run in runs:
+        if run.strategy not in seen and case_set_of(store, run).case_ids == wanted.case_ids:
+            seen[run.strategy] = run
+    return wanted, sorted(seen.values(), key=lambda r: r.strategy)
 
 
 def _errbar(rate: Rate) -> tuple[float, float]:
@@ -56,7 +76,7 @@ def _errbar(rate: Rate) -> tuple[float, float]:
     return (max(0.0, rate.value - lo), max(0.0, hi - rate.value))
 
 
-def plot_strategies(store: Store, runs: Sequence[EvalRun], path: Path) -> None:
+def plot_strategies(store: Store, runs: Sequence[EvalRun], path: Path, case_set: str = "") -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(runs) + 2), 4.5))
     width = 0.38
@@ -74,7 +94,8 @@ def plot_strategies(store: Store, runs: Sequence[EvalRun], path: Path) -> None:
     ax.set_xticks(range(len(runs)), [f"{r.strategy}\n(run {r.id})" for r in runs])
     ax.set_ylim(0, 115)
     ax.set_ylabel("cases fixed (%)")
-    ax.set_title("Fix rate per strategy (latest run each), Wilson 95% intervals")
+    on = f" on {case_set}" if case_set else ""
+    ax.set_title(f"Fix rate per strategy{on} (latest run each), Wilson 95% intervals", fontsize=9)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=False))
     ax.legend(unique.values(), unique.keys(), loc="upper right")
@@ -250,12 +271,21 @@ def write_report(store: Store, out_dir: Path) -> Report:
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report()
     md: list[str] = ["# sleepy-coder evaluation report", "", f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.", ""]
-    runs = latest_per_strategy(store)
-    if runs:
-        for name, plot in (("strategies.png", plot_strategies), ("routes.png", plot_routes)):
-            plot(store, runs, out_dir / name)
-            report.files.append(out_dir / name)
-        md += ["## Strategies", "", "![fix rate per strategy](strategies.png)", "", "![per route](routes.png)", ""]
+    case_set, runs = latest_per_strategy(store)
+    if runs and case_set is not None:
+        plot_strategies(store, runs, out_dir / "strategies.png", case_set.name)
+        plot_routes(store, runs, out_dir / "routes.png")
+        report.files += [out_dir / "strategies.png", out_dir / "routes.png"]
+        md += [
+            "## Strategies",
+            "",
+            f"Compared on one case set: {case_set.name} (the newest run's; runs on other cases are left out).",
+            "",
+            "![fix rate per strategy](strategies.png)",
+            "",
+            "![per route](routes.png)",
+            "",
+        ]
         for run in runs:
             leak = run.meta.get("leakage") or {}
             md += [

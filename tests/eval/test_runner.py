@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from learner.cli.app import app
 from learner.config import Settings, bench_dir
 from learner.eval.cases import load_cases
-from learner.eval.reports import write_report
+from learner.eval.reports import latest_per_strategy, write_report
 from learner.eval.runner import run_eval
 from learner.eval.strategies import StrategyUnavailable
 from learner.learn.benchmark import default_guard, is_benchmark_source
@@ -141,6 +141,29 @@ def test_compare_and_report_after_two_runs(cases_file: Path, settings: Settings,
     summary = (out / "summary.md").read_text()
     assert "strategies.png" in summary and "| all | 3 |" in summary and "Leakage check ran" in summary
     assert "forgetting matrix omitted" in summary  # no continual runs yet: said, not drawn
+
+
+def test_report_compares_strategies_only_on_the_same_case_set(settings: Settings, tmp_path: Path) -> None:
+    def run(store: Store, strategy: str, cases: list[str], file: str) -> int:
+        run_id = store.start_eval_run(strategy)
+        for case in cases:
+            store.record_eval_result(run_id, case_id=case, source="t", route="x", passed=True)
+        store.finish_eval_run(run_id, meta={"case_files": [f"/bench/{file}"]})
+        return run_id
+
+    with Store.open(settings) as store:
+        rustc_a = run(store, "rustc", ["a1", "a2", "a3"], "koans.jsonl")
+        run(store, "model", ["b1"], "explain.jsonl")
+        model_a = run(store, "model", ["a1", "a2", "a3"], "koans.jsonl")
+        case_set, runs = latest_per_strategy(store)
+        assert case_set is not None and case_set.name == "koans.jsonl (3 cases)"
+        assert [r.id for r in runs] == [model_a, rustc_a], "the run on other cases is left out"
+        pipeline_b = run(store, "pipeline", ["b1"], "explain.jsonl")
+        case_set, runs = latest_per_strategy(store)
+        assert case_set is not None and case_set.name == "explain.jsonl (1 cases)"
+        assert [r.strategy for r in runs] == ["model", "pipeline"] and runs[1].id == pipeline_b
+        write_report(store, tmp_path / "r")
+    assert "Compared on one case set: explain.jsonl (1 cases)" in (tmp_path / "r" / "summary.md").read_text()
 
 
 def test_report_without_runs_says_so(settings: Settings, tmp_path: Path) -> None:
