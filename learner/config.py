@@ -79,9 +79,10 @@ class Settings:
     max_new_tokens: int = 384
     #: How many model attempts per error, each seeing the compiler's answer to the last one.
     attempts: int = 3
-    #: Candidates per attempt: 1 is one greedy answer (with prompt lookup); more is one batched
-    #: generation (one prefill) of a greedy answer and samples, all verified, the best offered.
-    candidates: int = 1
+    #: Candidates per attempt: the greedy answer (with prompt lookup) and, when the compiler refuses
+    #: it, one batched generation (one prefill) of the rest as samples, each verified, the smallest
+    #: verified fix offered first. 4 by measurement (README, "Benchmarks"): +14 of 110 shared cases.
+    candidates: int = 4
     #: Sampling temperature of the extra candidates.
     candidate_temperature: float = 0.7
     #: Offer model fixes at all (off: rustc's own suggestions only).
