@@ -1,7 +1,8 @@
 """Running cases: each one through the editor's pipeline in its sandbox crate, graded, recorded.
 
 Per case: the broken program is materialised, :func:`learner.fix.pipeline.check_path` finds its
-errors, and the strategy's sources fix them one at a time through
+errors, and the strategy's sources fix them: rustc's suggestions for all of them together first
+(as ``fix --all`` does, when the strategy uses rustc), else one at a time through
 :func:`learner.fix.pipeline.fix_diagnostic` (the first verified fix is applied with
 :func:`learner.fix.pipeline.apply_fix`, the crate re-checked, up to :data:`MAX_STEPS` errors).
 The final program is then graded from scratch (:mod:`learner.eval.grader`). Cases run in a
@@ -31,6 +32,7 @@ from learner.eval.strategies import Strategy, StrategyContext, StrategyInfo, bui
 from learner.files import advance_mtime
 from learner.fix.pipeline import apply_fix, check_path, fix_diagnostic
 from learner.fix.router import route_for, route_for_code
+from learner.fix.whole_crate import combined_fix
 from learner.model.adapters import AdapterSelection
 from learner.model.handle import RuntimeHandle
 from learner.progress import Progress, no_progress
@@ -143,7 +145,20 @@ def _run_case(
         attempts_used = 0
         explanation = ""
         for _ in range(max_steps):
-            result = fix_diagnostic(session, errors[0], strategy.sources(seed), settings=settings)
+            sources = strategy.sources(seed)
+            # As fix --all does: rustc's suggestions for every error together first (a file with
+            # dozens of E0308 is fixed in one step, not MAX_STEPS of them).
+            if any(s.name == "rustc" for s in sources) and (combined := combined_fix(session, errors)) is not None:
+                before = program_path(root, case).stat().st_mtime_ns
+                apply_fix(session, combined)
+                advance_mtime(program_path(root, case), before)
+                session = check_path(root, settings)
+                errors = ordered_errors(session.errors, case.error_codes)
+                attempts_used = max(attempts_used, 1)
+                if not errors:
+                    break
+                continue
+            result = fix_diagnostic(session, errors[0], sources, settings=settings)
             tried = [v.candidate.attempt for v in (*result.fixes, *result.rejected)]
             if not result.fixes:
                 attempts_used = max([attempts_used, *tried])

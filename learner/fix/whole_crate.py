@@ -152,6 +152,15 @@ def fix_crate(
     return run
 
 
+def combined_fix(session: CheckSession, errors: list[RustDiagnostic]) -> FixCandidate | None:
+    """The combined rustc candidate when it verifies (no new errors) and leaves fewer errors, else None."""
+    combined = combined_rustc_candidate(errors)
+    if combined is None:
+        return None
+    verdict = session.verifier.verify(combined, None)
+    return combined if verdict.ok and len(verdict.remaining_codes) < len(errors) else None
+
+
 def _choose(
     session: CheckSession,
     errors: list[RustDiagnostic],
@@ -160,11 +169,8 @@ def _choose(
     progress: Progress,
 ) -> FixCandidate | None:
     """The combined rustc candidate if it verifies and removes errors, else the first error's best fix."""
-    combined = combined_rustc_candidate(errors)
-    if combined is not None:
-        verdict = session.verifier.verify(combined, None)
-        if verdict.ok and len(verdict.remaining_codes) < len(errors):
-            return combined
+    if any(s.name == "rustc" for s in sources) and (combined := combined_fix(session, errors)) is not None:
+        return combined
     for i, diagnostic in enumerate(errors):
         progress(f"error {i + 1}/{len(errors)}: {diagnostic.code or diagnostic.message}", None)
         result = fix_diagnostic(session, diagnostic, sources, settings=settings)

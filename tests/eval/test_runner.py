@@ -70,6 +70,32 @@ def test_rustc_strategy_fixes_all_three_cases_through_the_cli(cases_file: Path, 
     assert results["t/moved"].exact_match is True and results["t/two"].exact_match is None
 
 
+def test_a_case_with_more_errors_than_steps_is_fixed_by_rustcs_suggestions_together(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Six errors, MAX_STEPS fixes one at a time: only rustc's suggestions applied together, as
+    fix --all does, can fix the whole program."""
+    from learner.eval.runner import MAX_STEPS
+
+    lines = [f'    let a{n} = 1;\n    a{n} = 2;\n    println!("{{a{n}}}");\n' for n in range(6)]
+    case = {
+        "id": "t/many",
+        "error_codes": ["E0384"],
+        "crate_type": "bin",
+        "edition": "2021",
+        "broken": "fn main() {\n" + "".join(lines) + "}\n",
+        "fixed": None,
+    }
+    assert len(lines) > MAX_STEPS
+    path = tmp_path / "many.jsonl"
+    path.write_text(json.dumps(case) + "\n")
+    with Store.open(settings) as store:
+        outcome = run_eval(load_cases([path]), "rustc", settings, store, jobs=1)
+        [result] = store.eval_results(outcome.run_id)
+    assert result.passed, result.reason
+    assert (result.candidate or "").count("let mut a") == 6
+
+
 def test_model_strategy_runs_the_pipeline_on_the_tiny_model_and_records_why_it_failed(
     cases_file: Path, tiny_model_dir: Path
 ) -> None:
