@@ -85,6 +85,10 @@ class Settings:
     candidates: int = 4
     #: Sampling temperature of the extra candidates.
     candidate_temperature: float = 0.7
+    #: Compute model fixes in the background after each check, for the errors nearest where you
+    #: work that rustc has no fix for, so the menu shows a verified fix instead of a placeholder
+    #: (cancelled by any edit, and whenever you ask for a fix yourself).
+    background_fixes: bool = True
     #: Offer model fixes at all (off: rustc's own suggestions only).
     model_enabled: bool = True
     #: Publish the server's own cargo diagnostics (off when rust-analyzer already shows them).

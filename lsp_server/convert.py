@@ -300,7 +300,10 @@ def code_actions(
         shown = [*entry.offers, entry.model_offer] if model and entry.model_offer is not None else list(entry.offers)
         actions.extend(offer_action(o, diagnostic, uri_of, encoding, versions) for o in shown)
         if model and entry.model_offer is None:
-            actions.append(model_action(entry.route, diagnostic, uri, version, entry.diagnostic.key))
+            action = model_action(entry.route, diagnostic, uri, version, entry.diagnostic.key)
+            if entry.model is not None:  # answered already (in the background): say why, no placeholder
+                action = resolved_action(action, entry.model, None, uri_of, encoding)
+            actions.append(action)
         actions.extend(reject_action(o, diagnostic) for o in shown)
     return actions
 

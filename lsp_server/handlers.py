@@ -56,6 +56,7 @@ def register(server: SleepyServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: SleepyServer, params: types.DidOpenTextDocumentParams) -> None:
         ls.activity()
+        ls.note_focus(params.text_document.uri, 0)
         ls.document_opened(params.text_document.uri)
         ls.schedule_check(params.text_document.uri)
 
@@ -71,6 +72,7 @@ def register(server: SleepyServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, CODE_ACTION_OPTIONS)
     def code_action(ls: SleepyServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
         ls.activity()
+        ls.note_focus(params.text_document.uri, params.range.start.line)
         view = ls.view_for(params.text_document.uri)
         if view is None or not convert.wants_quickfix(params.context.only):
             return None  # no check of this version yet: offer nothing rather than wait

@@ -38,7 +38,7 @@ from learner.errors import NotACrate, SleepyCoderError
 from learner.fix.router import route_for
 from learner.model.handle import ModelUnavailable, RuntimeHandle
 from learner.model.hotswap import HotSwap
-from learner.progress import Progress
+from learner.progress import Progress, no_progress
 from learner.records import RustDiagnostic
 from learner.rust.check import CheckCancelled
 from learner.store import AdapterVersion, StoreError
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ADAPTERS_CHANGED = "sleepy-coder/adaptersChanged"
+#: Background model fixes per check: the errors nearest the user's line (each takes seconds).
+BACKGROUND_ERRORS = 2
 SECTION = "sleepyCoder"
 
 
@@ -154,6 +156,10 @@ class SleepyServer(LanguageServer):
         self._told: set[str] = set()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._active_versions: dict[str, AdapterVersion] | None = None
+        #: Where the user works: the document and line of the last edit, open or code-action request.
+        self._focus: tuple[str, int] | None = None
+        #: Set to stop the background model fixes now running (an edit, or a fix the user asked for).
+        self._background: threading.Event | None = None
         self._check_pool = ThreadPoolExecutor(2, thread_name_prefix="sleepy-check")
         self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="sleepy-model")
         self._io_pool = ThreadPoolExecutor(1, thread_name_prefix="sleepy-io")
@@ -280,6 +286,7 @@ class SleepyServer(LanguageServer):
                 self._install(check)
                 self._told = {t for t in self._told if not t.startswith(f"check:{key}:")}
                 check.offers = await loop.run_in_executor(self._check_pool, verify_rustc, check, self.settings, cancel)
+                self._schedule_background(check)
             except CheckCancelled:
                 return
             except NotACrate as exc:
@@ -362,6 +369,55 @@ class SleepyServer(LanguageServer):
         if self.feedback.ignored(shown.offer_id):
             self.recorder.outcome(shown, "ignored")
 
+    def note_focus(self, uri: str, line: int) -> None:
+        """Remember where the user works, so background fixes start with the nearest errors."""
+        self._focus = (uri, line)
+
+    def _cancel_background(self) -> None:
+        if self._background is not None:
+            self._background.set()
+            self._background = None
+
+    def _schedule_background(self, check: CrateCheck) -> None:
+        """After a check: model fixes, nearest the user's line first, for the focused document's errors
+        that rustc has no verified fix for and the model has not answered for this version."""
+        if not self.settings.background_fixes or not self.model_available() or self._focus is None:
+            return
+        uri, line = self._focus
+        path = path_of(uri)
+        doc = check.documents.get(path) if path is not None else None
+        if path is None or doc is None:
+            return
+        todo = [
+            d
+            for d in check.errors_in(path)
+            if not check.offers.get(d.key) and self.fixes.model_result(uri, doc.version, d.key) is None
+        ]
+        todo.sort(key=lambda d: abs((d.primary_span.line_start - 1 if d.primary_span else 0) - line))
+        if not todo:
+            return
+        self._cancel_background()
+        cancel = threading.Event()
+        self._background = cancel
+        self.spawn(self._background_fixes(check, uri, doc.version, todo[:BACKGROUND_ERRORS], cancel))
+
+    async def _background_fixes(
+        self, check: CrateCheck, uri: str, version: int | None, errors: list[RustDiagnostic], cancel: threading.Event
+    ) -> None:
+        """One error at a time on the model thread, silently; a result is kept only for the version it
+        was computed for, and any edit or user request stops the rest."""
+        loop = asyncio.get_running_loop()
+        for diag in errors:
+            if cancel.is_set():
+                return
+            result = await loop.run_in_executor(self._model_pool, self._model_job, check, diag, cancel, no_progress)
+            view = self.view_for(uri)
+            if cancel.is_set() or "cancelled" in result.notes or view is None or view.version != version:
+                return
+            for offer in result.refused:
+                self.recorder.refused(check.crate.edition, offer, check.contexts.get(diag.key, ""))
+            self.fixes.keep_model_result(uri, version, diag.key, result)
+
     def model_available(self) -> bool:
         """Whether to offer the model action: model fixes are on and the model has not failed to load."""
         return self.settings.model_enabled and self.runtime.state != "failed"
@@ -380,6 +436,7 @@ class SleepyServer(LanguageServer):
             return ModelResult.stale(), None
         if not self.settings.model_enabled:
             return ModelResult(notes=["model fixes are turned off (sleepyCoder.modelEnabled)"]), None
+        self._cancel_background()  # the user's own request goes first
         cancel = threading.Event()
         token = await self._begin_progress(
             f"sleepy-coder: fixing {diag.code or 'the error'} ({route_for(diag).name})", cancel
@@ -460,6 +517,12 @@ class SleepyServer(LanguageServer):
     def document_changed(self, params: types.DidChangeTextDocumentParams) -> None:
         """Follow watched fixes through the edit (the content changes, in order)."""
         uri = params.text_document.uri
+        self._cancel_background()
+        first = params.content_changes[0] if params.content_changes else None
+        if first is not None and getattr(first, "range", None) is not None:
+            self.note_focus(uri, first.range.start.line)  # type: ignore[union-attr]
+        elif self._focus is None or self._focus[0] != uri:
+            self.note_focus(uri, 0)
         if uri in self.feedback.watched_uris():
             changes = [_text_change(c) for c in params.content_changes]
             text = self.workspace.get_text_document(uri).source

@@ -55,3 +55,35 @@ def unique(candidates: Iterable[FixCandidate]) -> list[FixCandidate]:
             seen.add(key)
             kept.append(candidate)
     return kept
+
+
+#: Longest code quoted in a fix's title (menus cut long titles anyway).
+TITLE_CODE_CHARS = 48
+
+
+def _quoted(line: str) -> str:
+    text = " ".join(line.split())
+    return f"`{text if len(text) <= TITLE_CODE_CHARS else text[: TITLE_CODE_CHARS - 1] + '…'}`"
+
+
+def fix_title(before: Mapping[str, bytes], after: Mapping[str, bytes], prefix: str = "sleepy-coder") -> str:
+    """A menu title that says what a verified fix does: its first changed line, e.g.
+    ``sleepy-coder: let counter = 0; -> let mut counter = 0;`` (``+N lines`` when it changes more)."""
+    changes: list[tuple[list[str], list[str]]] = []
+    for file in sorted(set(before) | set(after)):
+        old = before.get(file, b"").decode("utf-8", "replace").splitlines()
+        new = after.get(file, b"").decode("utf-8", "replace").splitlines()
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+            if tag != "equal":
+                changes.append(([x for x in old[i1:i2] if x.strip()], [x for x in new[j1:j2] if x.strip()]))
+    if not changes:
+        return f"{prefix}: fix"
+    removed, added = changes[0]
+    if removed and added:
+        what = f"{_quoted(removed[0])} -> {_quoted(added[0])}"
+    elif added:
+        what = f"add {_quoted(added[0])}"
+    else:
+        what = f"remove {_quoted(removed[0]) if removed else 'blank lines'}"
+    more = sum(max(len(r), len(a)) for r, a in changes) - 1
+    return f"{prefix}: {what}" + (f" (+{more} more line{'s' if more > 1 else ''})" if more > 0 else "")

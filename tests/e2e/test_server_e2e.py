@@ -250,6 +250,31 @@ def _progress_says(client: LanguageClient, words: str) -> bool:
     )
 
 
+async def test_model_fixes_are_ready_in_the_menu_before_the_user_asks(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """An error rustc has no fix for gets the model's answer in the background after the check: the
+    menu shows it finished (the tiny model's is a refusal, with its reason and explain command)."""
+    crate = make_crate(
+        tmp_path / "bg", {"src/main.rs": 'fn main() {\n    let a: i32 = "one";\n    println!("{a}");\n}\n'}
+    )
+    options = {"model": str(tiny_model_dir), "attempts": 1, "maxNewTokens": 16, "candidates": 1}
+    client, _ = await start(crate, "visual-studio-code", options)
+    try:
+        uri = open_file(client, crate / "src" / "main.rs")
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0308"))
+
+        async def answered() -> Any:
+            actions = await code_actions(client, uri, diag)
+            model = _by_title(actions, "Fix with sleepy-coder (")
+            return model if model and model[0].data and model[0].command is not None else None
+
+        [model] = await wait_until(answered, timeout=90)
+        assert model.title.startswith("Fix with sleepy-coder (mismatched-types): "), model.title
+        assert model.command is not None and model.command.command == "sleepy-coder.explain"
+        assert not [r for rs in client.progress_reports.values() for r in rs], "background work shows no progress"
+    finally:
+        await stop(client)
+
+
 async def test_publish_diagnostics_off_still_offers_fixes(tmp_path: Path) -> None:
     crate = make_crate(tmp_path / "quiet", {"src/main.rs": MOVED_VALUE_BIN})
     client, _ = await start(crate, "visual-studio-code", {"publishDiagnostics": False, "modelEnabled": False})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from learner.fix.ranking import Scored, changed_lines, edits_key, rank, unique
+from learner.fix.ranking import Scored, changed_lines, edits_key, fix_title, rank, unique
 from learner.records import Edit, FixCandidate
 
 
@@ -30,3 +30,13 @@ def test_smallest_edit_wins_and_confidence_breaks_ties() -> None:
     big_sure = Scored(_candidate(Edit("m.rs", 0, 1, "c")), 9, -0.1)
     unknown = Scored(_candidate(Edit("m.rs", 0, 1, "d")), 2, None)
     assert rank([big_sure, small_unsure, unknown, small_sure]) == [small_sure, small_unsure, unknown, big_sure]
+
+
+def test_a_verified_fix_is_titled_by_what_it_changes() -> None:
+    before = {"m.rs": b"fn main() {\n    let counter = 0;\n    counter += 1;\n}\n"}
+    after = {"m.rs": b"fn main() {\n    let mut counter = 0;\n    counter += 1;\n}\n"}
+    assert fix_title(before, after) == "sleepy-coder: `let counter = 0;` -> `let mut counter = 0;`"
+    derive = fix_title({"i.rs": b"struct A;\n"}, {"i.rs": b"#[derive(Debug)]\nstruct A;\n"})
+    assert derive == "sleepy-coder: add `#[derive(Debug)]`"
+    two = fix_title({"m.rs": b"a\nb\n"}, {"m.rs": b"x\ny\n"})
+    assert two == "sleepy-coder: `a` -> `x` (+1 more line)"

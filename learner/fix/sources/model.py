@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from learner.fix.prompt import FixPrompt, build_prompt, collect_regions, parse_answer, retry_feedback
-from learner.fix.ranking import Scored, changed_lines, edits_key, rank
+from learner.fix.ranking import Scored, changed_lines, edits_key, fix_title, rank
 from learner.fix.sources.base import FixContext
 from learner.model.handle import ModelUnavailable, RuntimeHandle
 from learner.model.runtime import Generation
@@ -128,6 +128,7 @@ class ModelFixSource:
                 if verdict.ok:
                     before, after = ctx.verifier.apply(edits)
                     size = changed_lines(before, after)
+                    candidate = replace(candidate, title=fix_title(before, after))
             elif "```" in generation.text:
                 verdict = Verdict(False, "the answer repeats the code unchanged")
             else:

@@ -36,6 +36,7 @@ local KNOWN_SETTINGS = {
   maxNewTokens = 'number',
   attempts = 'number',
   candidates = 'number',
+  backgroundFixes = 'boolean',
   modelEnabled = 'boolean',
   publishDiagnostics = 'boolean',
   learningEnabled = 'boolean',

@@ -17,6 +17,7 @@ export interface ServerSettings {
     maxNewTokens: number;
     attempts: number;
     candidates: number;
+    backgroundFixes: boolean;
     modelEnabled: boolean;
     publishDiagnostics: boolean;
     learningEnabled: boolean;
@@ -62,6 +63,7 @@ const KINDS: { readonly [K in keyof ExtensionSettings]: Kind } = {
     maxNewTokens: 'positiveInteger',
     attempts: 'positiveInteger',
     candidates: 'positiveInteger',
+    backgroundFixes: 'boolean',
     modelEnabled: 'boolean',
     publishDiagnostics: 'publishDiagnosticsMode',
     learningEnabled: 'boolean',
