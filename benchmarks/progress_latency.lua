@@ -8,7 +8,7 @@ local result = { seconds = {}, titles = {} }
 local uv = vim.uv or vim.loop
 local _, finish = driver.result_file(result)
 
-local ok, err = pcall(function()
+driver.run(result, finish, function()
   vim.opt.swapfile = false
   local sc = require('sleepy_coder')
   sc.setup({
@@ -58,7 +58,3 @@ local ok, err = pcall(function()
     vim.wait(2000)
   end
 end)
-if not ok then
-  result.error = tostring(err)
-end
-finish()

@@ -414,8 +414,16 @@ class SleepyServer(LanguageServer):
             view = self.view_for(uri)
             if cancel.is_set() or "cancelled" in result.notes or view is None or view.version != version:
                 return
-            for offer in result.refused:
-                self.recorder.refused(check.crate.edition, offer, check.contexts.get(diag.key, ""))
+            self._keep_model_answer(check, uri, version, diag, result)
+
+    def _keep_model_answer(
+        self, check: CrateCheck, uri: str, version: int | None, diag: RustDiagnostic, result: ModelResult
+    ) -> None:
+        """Record the candidates the verifier refused, and cache the answer for this document version
+        (unless it was cut short by a cancel: that is no answer)."""
+        for offer in result.refused:
+            self.recorder.refused(check.crate.edition, offer, check.contexts.get(diag.key, ""))
+        if "cancelled" not in result.notes:
             self.fixes.keep_model_result(uri, version, diag.key, result)
 
     def model_available(self) -> bool:
@@ -453,10 +461,7 @@ class SleepyServer(LanguageServer):
         if self.runtime.state == "failed":
             why = f"model fixes are unavailable: {self.runtime.error}. rustc's suggestions still work."
             self.tell(why, once="model-unavailable")
-        for offer in result.refused:
-            self.recorder.refused(view.check.crate.edition, offer, view.check.contexts.get(diag.key, ""))
-        if "cancelled" not in result.notes:
-            self.fixes.keep_model_result(ref.uri, ref.version, ref.key, result)
+        self._keep_model_answer(view.check, ref.uri, ref.version, diag, result)
         if self.view_for(ref.uri) is None:  # edited while the model worked: its offsets are stale
             return ModelResult(notes=["the file changed while the model was working; ask again"]), None
         return result, self._show(view, result.offer) if result.offer is not None else None
@@ -518,13 +523,12 @@ class SleepyServer(LanguageServer):
         """Follow watched fixes through the edit (the content changes, in order)."""
         uri = params.text_document.uri
         self._cancel_background()
-        first = params.content_changes[0] if params.content_changes else None
-        if first is not None and getattr(first, "range", None) is not None:
-            self.note_focus(uri, first.range.start.line)  # type: ignore[union-attr]
+        changes = [_text_change(c) for c in params.content_changes]
+        if changes and changes[0].start is not None:
+            self.note_focus(uri, changes[0].start[0])
         elif self._focus is None or self._focus[0] != uri:
             self.note_focus(uri, 0)
         if uri in self.feedback.watched_uris():
-            changes = [_text_change(c) for c in params.content_changes]
             text = self.workspace.get_text_document(uri).source
             self._record(self.feedback.document_changed(uri, changes, text, self.encoding))
         self.activity()

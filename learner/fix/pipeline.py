@@ -120,6 +120,16 @@ def fix_diagnostic(
     return outcome
 
 
+def errors_for_path(session: CheckSession, path: Path) -> list[RustDiagnostic]:
+    """The session's errors, limited to the workspace member ``path`` is in (all of them outside a workspace)."""
+    member = member_dir(session.crate, path)
+    return [
+        d
+        for d in session.errors
+        if member is None or (d.primary_span is not None and Path(d.primary_span.file).is_relative_to(member))
+    ]
+
+
 def fix_path(
     path: Path,
     settings: Settings,
@@ -130,12 +140,7 @@ def fix_path(
     progress: Progress = no_progress,
 ) -> tuple[CheckSession, list[DiagnosticFixes]]:
     session = check_path(path, settings)
-    member = member_dir(session.crate, path)
-    errors = [
-        d
-        for d in session.errors
-        if member is None or (d.primary_span is not None and Path(d.primary_span.file).is_relative_to(member))
-    ]
+    errors = errors_for_path(session, path)
     results = []
     for i, diagnostic in enumerate(errors[:max_errors]):
         progress(f"error {i + 1}/{min(len(errors), max_errors)}: {diagnostic.code or diagnostic.message}", None)

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from learner.config import Settings
-from learner.fix.pipeline import CheckSession, apply_fix, check_path, fix_diagnostic
+from learner.fix.pipeline import CheckSession, apply_fix, check_path, errors_for_path, fix_diagnostic
 from learner.fix.router import route_for
 from learner.fix.sources import FixSource
 from learner.progress import Progress, no_progress
 from learner.records import Applicability, Edit, FixCandidate, RustDiagnostic
-from learner.rust.crate import member_dir
 
 #: The combined candidate's source name (what ``--json`` and the eval report show).
 COMBINED_SOURCE = "rustc-all"
@@ -90,16 +89,6 @@ def _overlap(a: Edit, b: Edit) -> bool:
     return a.byte_start < b.byte_end and b.byte_start < a.byte_end
 
 
-def _errors_of(session: CheckSession, path: Path) -> list[RustDiagnostic]:
-    """The session's errors, limited to the workspace member ``path`` is in (as ``fix`` does)."""
-    member = member_dir(session.crate, path)
-    return [
-        d
-        for d in session.errors
-        if member is None or (d.primary_span is not None and Path(d.primary_span.file).is_relative_to(member))
-    ]
-
-
 def _fingerprint(session: CheckSession) -> str:
     """The files the errors point into, as they are now (the check's own hashes), to notice a run
     going round in circles."""
@@ -119,7 +108,7 @@ def fix_crate(
     seen: set[str] = set()
     for round_no in range(1, max_rounds + 1):
         session = check_path(path, settings)
-        errors = _errors_of(session, path)
+        errors = errors_for_path(session, path)
         run.remaining = errors
         if not errors:
             run.reason = "the crate builds"
@@ -147,7 +136,7 @@ def fix_crate(
             )
         )
     session = check_path(path, settings)
-    run.remaining = _errors_of(session, path)
+    run.remaining = errors_for_path(session, path)
     run.reason = "the crate builds" if not run.remaining else f"stopped after {max_rounds} rounds"
     return run
 

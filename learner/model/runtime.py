@@ -122,32 +122,16 @@ class ModelRuntime:
         """
         import torch
 
-        prompt = self.render_prompt(messages)
-        with self._tokenizer_lock:
-            encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        prompt_tokens = int(encoded["input_ids"].shape[1])
-        if self._context_length is not None and prompt_tokens + max_new_tokens > self._context_length:
-            raise GenerationError(
-                f"the prompt has {prompt_tokens} tokens; with {max_new_tokens} new tokens it exceeds "
-                f"the model's context of {self._context_length}"
-            )
+        encoded, prompt_tokens = self._encode(messages, max_new_tokens)
         input_ids = encoded["input_ids"].to(self.device)
         attention_mask = encoded["attention_mask"].to(self.device)
         options = self._generation_options(max_new_tokens, prompt_lookup, temperature, stop_event)
 
-        with self._lock:
-            adapters = self._adapters
-            version = adapters.activate(route) if adapters is not None else None
-            try:
-                started = time.perf_counter()
-                with torch.inference_mode(), _seeded(seed, self.device):
-                    output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **options)
-                seconds = time.perf_counter() - started
-            except (RuntimeError, ValueError) as exc:  # torch OOM and shape errors, bad generation options
-                raise GenerationError(f"generation failed: {_first_line(exc)}") from exc
-            finally:
-                if adapters is not None:
-                    adapters.activate(None)
+        with self._generating(route) as version:
+            started = time.perf_counter()
+            with torch.inference_mode(), _seeded(seed, self.device):
+                output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **options)
+            seconds = time.perf_counter() - started
 
         new_ids = output[0, prompt_tokens:]
         with self._tokenizer_lock:
@@ -180,43 +164,27 @@ class ModelRuntime:
 
         if n < 1:
             raise GenerationError(f"asked for {n} candidates; at least one is needed")
-        prompt = self.render_prompt(messages)
-        with self._tokenizer_lock:
-            encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        prompt_tokens = int(encoded["input_ids"].shape[1])
-        if self._context_length is not None and prompt_tokens + max_new_tokens > self._context_length:
-            raise GenerationError(
-                f"the prompt has {prompt_tokens} tokens; with {max_new_tokens} new tokens it exceeds "
-                f"the model's context of {self._context_length}"
-            )
+        encoded, prompt_tokens = self._encode(messages, max_new_tokens)
         input_ids = encoded["input_ids"].to(self.device)
         options = self._generation_options(max_new_tokens, False, max(temperature, 1e-5), stop_event)
         if greedy_first:
             options["logits_processor"] = LogitsProcessorList([_first_row_greedy()])
         options.update(return_dict_in_generate=True, output_logits=True)
 
-        with self._lock:
-            adapters = self._adapters
-            version = adapters.activate(route) if adapters is not None else None
-            try:
-                started = time.perf_counter()
-                with torch.inference_mode(), _seeded(seed, self.device):
-                    cache = DynamicCache(config=self.model.config)
-                    if prompt_tokens > 1:  # all but the last token: generate feeds that one itself
-                        self.model(input_ids=input_ids[:, :-1], cache=cache, use_cache=True)
-                    cache.batch_repeat_interleave(n)
-                    output = self.model.generate(
-                        input_ids=input_ids.repeat(n, 1),
-                        attention_mask=torch.ones((n, prompt_tokens), dtype=torch.long, device=self.device),
-                        cache=cache,
-                        **options,
-                    )
-                seconds = time.perf_counter() - started
-            except (RuntimeError, ValueError) as exc:
-                raise GenerationError(f"generation failed: {_first_line(exc)}") from exc
-            finally:
-                if adapters is not None:
-                    adapters.activate(None)
+        with self._generating(route) as version:
+            started = time.perf_counter()
+            with torch.inference_mode(), _seeded(seed, self.device):
+                cache = DynamicCache(config=self.model.config)
+                if prompt_tokens > 1:  # all but the last token: generate feeds that one itself
+                    self.model(input_ids=input_ids[:, :-1], cache=cache, use_cache=True)
+                cache.batch_repeat_interleave(n)
+                output = self.model.generate(
+                    input_ids=input_ids.repeat(n, 1),
+                    attention_mask=torch.ones((n, prompt_tokens), dtype=torch.long, device=self.device),
+                    cache=cache,
+                    **options,
+                )
+            seconds = time.perf_counter() - started
 
         new_ids = output.sequences[:, prompt_tokens:]
         logprobs = torch.stack(list(output.logits), dim=1).float().log_softmax(dim=-1)
@@ -230,6 +198,34 @@ class ModelRuntime:
             mean = float(chosen[row, :length].mean()) if length else None
             answers.append(Generation(text, length, seconds, version, mean))
         return answers
+
+    def _encode(self, messages: list[dict[str, str]], max_new_tokens: int) -> tuple[Any, int]:
+        """The prompt's tokens and their count; a prompt the model's context cannot hold is refused."""
+        prompt = self.render_prompt(messages)
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        prompt_tokens = int(encoded["input_ids"].shape[1])
+        if self._context_length is not None and prompt_tokens + max_new_tokens > self._context_length:
+            raise GenerationError(
+                f"the prompt has {prompt_tokens} tokens; with {max_new_tokens} new tokens it exceeds "
+                f"the model's context of {self._context_length}"
+            )
+        return encoded, prompt_tokens
+
+    @contextmanager
+    def _generating(self, route: str | None) -> Iterator[str | None]:
+        """Hold the model for one generation with ``route``'s adapter (yields its version); the base
+        model is restored after, and a torch failure becomes a one-line :class:`GenerationError`."""
+        with self._lock:
+            adapters = self._adapters
+            version = adapters.activate(route) if adapters is not None else None
+            try:
+                yield version
+            except (RuntimeError, ValueError) as exc:  # torch OOM and shape errors, bad generation options
+                raise GenerationError(f"generation failed: {_first_line(exc)}") from exc
+            finally:
+                if adapters is not None:
+                    adapters.activate(None)
 
     def _generation_options(
         self,

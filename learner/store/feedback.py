@@ -71,6 +71,23 @@ def _ranges(text: str | None) -> tuple[KeptRange, ...]:
     return tuple(KeptRange(d["file"], d["text"]) for d in json.loads(text)) if text else ()
 
 
+#: An offer with the fix it shows (one query, for one offer or many).
+_OFFER_SELECT = (
+    "SELECT f.offer_id, f.document_uri, f.document_version, f.created_at AS offered_at, s.*"
+    " FROM offers f JOIN suggestions s ON s.id = f.suggestion_id"
+)
+
+
+def _offer(row: Mapping[str, Any]) -> OfferRecord:
+    return OfferRecord(
+        offer_id=row["offer_id"],
+        fix=_fix(row),
+        document_uri=row["document_uri"],
+        document_version=row["document_version"],
+        created_at=_dt(row["offered_at"]),
+    )
+
+
 def _outcome(row: Mapping[str, Any]) -> OutcomeRecord:
     return _from_row(
         OutcomeRecord,
@@ -271,29 +288,13 @@ class FeedbackMixin(StoreBase):
         return offer
 
     def offer(self, offer_id: str) -> OfferRecord | None:
-        row = self._one(
-            "SELECT f.offer_id, f.document_uri, f.document_version, f.created_at AS offered_at, s.*"
-            " FROM offers f JOIN suggestions s ON s.id = f.suggestion_id WHERE f.offer_id = ?",
-            (offer_id,),
-        )
-        if row is None:
-            return None
-        return OfferRecord(
-            offer_id=row["offer_id"],
-            fix=_fix(row),
-            document_uri=row["document_uri"],
-            document_version=row["document_version"],
-            created_at=_dt(row["offered_at"]),
-        )
+        row = self._one(f"{_OFFER_SELECT} WHERE f.offer_id = ?", (offer_id,))
+        return _offer(row) if row is not None else None
 
     def offers(self, fix_id: str | None = None) -> list[OfferRecord]:
         """Every offer (of ``fix_id``), oldest first."""
         where, params = ("WHERE s.fix_id = ?", (fix_id,)) if fix_id is not None else ("", ())
-        rows = self._rows(
-            f"SELECT f.offer_id FROM offers f JOIN suggestions s ON s.id = f.suggestion_id {where} ORDER BY f.id",
-            params,
-        )
-        return [o for r in rows if (o := self.offer(r["offer_id"])) is not None]
+        return [_offer(r) for r in self._rows(f"{_OFFER_SELECT} {where} ORDER BY f.id", params)]
 
     def record_outcome(
         self,

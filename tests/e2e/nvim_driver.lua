@@ -18,6 +18,15 @@ function M.result_file(result)
   end
 end
 
+--- Run the script's `body`; an error in it is recorded as `result.error`. Then `finish()`.
+function M.run(result, finish, body)
+  local ok, err = pcall(body)
+  if not ok then
+    result.error = tostring(err)
+  end
+  finish()
+end
+
 --- Ask for code actions at the cursor until one whose title starts with `prefix` is offered, and
 --- pick it (the UI then applies its edit and runs its command). `on_pick(title)` runs just before.
 --- Returns the title, or nil after `timeout_ms`.

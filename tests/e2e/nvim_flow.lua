@@ -15,7 +15,7 @@ local function step(name, ok)
   end
 end
 
-local ok, err = pcall(function()
+driver.run(result, finish, function()
   local sc = require('sleepy_coder')
   sc.setup({ cmd = { vim.env.SC_PYTHON, '-m', 'lsp_server' }, settings = { modelEnabled = false }, commands = false })
   vim.cmd('edit ' .. vim.fn.fnameescape(file))
@@ -54,7 +54,3 @@ local ok, err = pcall(function()
   end, 20))
   result.status = status
 end)
-if not ok then
-  result.error = tostring(err)
-end
-finish()

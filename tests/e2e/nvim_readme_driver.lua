@@ -61,7 +61,7 @@ local function matching_message(pattern)
   return nil
 end
 
-local ok, err = pcall(function()
+driver.run(result, finish, function()
   local bufnr
   if mode == 'spec' or mode == 'spec-shape' then
     local chunk, load_err = (loadstring or load)('return ' .. read(assert(vim.env.SC_SPEC, 'SC_SPEC not set')), '=README spec')
@@ -148,7 +148,3 @@ local ok, err = pcall(function()
     result.clients = #clients
   end
 end)
-if not ok then
-  result.error = tostring(err)
-end
-finish()

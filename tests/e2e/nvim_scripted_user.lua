@@ -118,7 +118,7 @@ local function edit_line(bufnr, old, new)
   return false
 end
 
-local ok, err = pcall(function()
+driver.run(result, finish, function()
   vim.cmd('filetype on')
   vim.opt.swapfile = false -- a scripted user never needs crash recovery
   sc.setup({ cmd = { vim.env.SC_PYTHON, '-m', 'lsp_server' }, settings = { modelEnabled = false } })
@@ -170,7 +170,3 @@ local ok, err = pcall(function()
   result.events = events
   result.status = status()
 end)
-if not ok then
-  result.error = tostring(err)
-end
-finish()
