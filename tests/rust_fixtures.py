@@ -70,3 +70,63 @@ fn main() {
     println!("{h} {s} {t} {c}");
 }
 """
+
+
+#: ``.cargo-checksum.json`` of a crate in a directory source: no file checksums, as Debian ships them.
+REGISTRY_CHECKSUM = '{"package":"0000000000000000000000000000000000000000000000000000000000000000","files":{}}'
+
+#: A published manifest (as ``cargo publish`` normalises it) naming an optional and a dev dependency
+#: that the registry lacks, as Debian's crates do.
+TINYLIB_MANIFEST = """[package]
+edition = "2021"
+name = "tinylib"
+version = "0.2.0"
+
+[dependencies.tinydep]
+version = "0.1"
+
+[dependencies.absent]
+version = "1.0"
+optional = true
+
+[dev-dependencies.missing-dev]
+version = "2"
+
+[features]
+default = ["std"]
+std = []
+extra = ["absent", "std"]
+"""
+
+TINYLIB_LIB = """pub mod count;
+
+pub fn doubled(values: &[u32]) -> Vec<u32> {
+    values.iter().map(|v| tinydep::twice(*v)).collect()
+}
+"""
+
+TINYLIB_COUNT = """pub fn total(values: &[u32]) -> u32 {
+    let mut sum = 0;
+    for v in values {
+        sum += v;
+    }
+    sum
+}
+"""
+
+
+def make_registry(root: Path) -> Path:
+    """A directory registry like Debian's: ``tinydep-0.1.0`` and ``tinylib-0.2.0`` (which uses it)."""
+    crates = {
+        "tinydep-0.1.0": {
+            "Cargo.toml": '[package]\nedition = "2021"\nname = "tinydep"\nversion = "0.1.0"\n',
+            "src/lib.rs": "pub fn twice(v: u32) -> u32 {\n    v * 2\n}\n",
+        },
+        "tinylib-0.2.0": {"Cargo.toml": TINYLIB_MANIFEST, "src/lib.rs": TINYLIB_LIB, "src/count.rs": TINYLIB_COUNT},
+    }
+    for name, files in crates.items():
+        for rel, text in {**files, ".cargo-checksum.json": REGISTRY_CHECKSUM}.items():
+            path = root / name / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return root

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from learner.cli.app import console, err_console, fail, ready_settings
 from learner.errors import SleepyCoderError
+from learner.rust.registry import DEBIAN_REGISTRY
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -38,6 +39,13 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", help="Run only the firs
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Cases run in parallel.")]
 AttemptsOpt = Annotated[int | None, typer.Option("--attempts", help="Model attempts per error (pass@K).")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model: 'embedded:...' (default), an id or a folder.")]
+CrateRootOpt = Annotated[
+    Path,
+    typer.Option(
+        "--crate-root",
+        help="Registry folder that 'crate' cases name their crates in (apt-get install librust-NAME-dev fills the default).",
+    ),
+]
 
 
 def _print_run(store: Any, run_id: int) -> None:
@@ -78,6 +86,7 @@ def run_cmd(
         bool, typer.Option("--include-invalid", help="Also run cases marked valid_case=false.")
     ] = False,
     model: ModelOpt = None,
+    crate_root: CrateRootOpt = DEBIAN_REGISTRY,
 ) -> None:
     """Run each case through the editor's pipeline with one strategy, grade it, and record the run."""
     from learner.eval.cases import load_cases
@@ -86,7 +95,7 @@ def run_cmd(
 
     settings = ready_settings(model)
     try:
-        case_set = load_cases(cases, include_invalid=include_invalid, limit=limit)
+        case_set = load_cases(cases, include_invalid=include_invalid, limit=limit, crate_root=crate_root)
         with Store.open(settings) as store:
             result = run_eval(
                 case_set,
@@ -145,6 +154,7 @@ def continual_cmd(
     jobs: JobsOpt = 2,
     attempts: AttemptsOpt = None,
     model: ModelOpt = None,
+    crate_root: CrateRootOpt = DEBIAN_REGISTRY,
 ) -> None:
     """Continual-learning protocol: after each learned family, evaluate every family (accuracy matrix)."""
     from learner.eval.cases import load_cases
@@ -155,7 +165,7 @@ def continual_cmd(
 
     settings = ready_settings(model)
     try:
-        case_set = load_cases(cases, limit=limit)
+        case_set = load_cases(cases, limit=limit, crate_root=crate_root)
         with Store.open(settings) as store:
             run_continual(
                 case_set,

@@ -4,6 +4,12 @@ The rows come from ``../shared/bench`` (see its README). Two rules live here so 
 applies them the same way: a ``bin`` case whose program or reference has no ``fn main`` is
 compiled as a ``lib`` (a missing main must never be what is graded), and cases marked
 ``valid_case: false`` are skipped by default, each with the reason.
+
+A case is a lone program, or (``"kind": "crate"``) one file of a real crate: ``crate`` names a
+folder under a registry root (Debian's ``/usr/share/cargo/registry`` unless ``crate_root`` says
+otherwise), ``file`` the path inside it that ``broken`` replaces; the rest of the crate and its
+dependencies are real. A crate case whose crate is not installed is skipped with the command
+that installs it.
 """
 
 from __future__ import annotations
@@ -16,10 +22,25 @@ from typing import Any
 from learner.errors import SleepyCoderError
 from learner.files import JsonLinesError, read_jsonl
 from learner.rust.crate import has_main_fn
+from learner.rust.registry import DEBIAN_REGISTRY, parse_dir_name
+from learner.rust.scratch import program_file
 
 
 class CaseFormatError(SleepyCoderError):
     """A case file is missing, unreadable or has a row without the required fields."""
+
+
+@dataclass(frozen=True)
+class CrateSource:
+    """The real crate a ``crate`` case lives in: ``root / dir_name``, with ``file`` replaced by the case."""
+
+    root: Path
+    dir_name: str
+    file: str
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.dir_name
 
 
 @dataclass(frozen=True)
@@ -36,7 +57,18 @@ class EvalCase:
     broken: str
     fixed: str | None
     family: str | None = None
+    #: Set for a ``crate`` case: the real crate whose file ``broken`` replaces.
+    crate: CrateSource | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return "crate" if self.crate is not None else "program"
+
+    @property
+    def program_file(self) -> str:
+        """The file the case's program is, relative to its crate's root."""
+        return self.crate.file if self.crate is not None else program_file(self.compile_as)
 
     @property
     def primary_code(self) -> str | None:
@@ -75,7 +107,20 @@ def case_source(case_id: str, row: Mapping[str, Any], file_stem: str) -> str:
     return str(kind) if kind else file_stem
 
 
-def parse_case(row: Mapping[str, Any], file_stem: str) -> EvalCase:
+def parse_crate_source(row: Mapping[str, Any], crate_root: Path) -> CrateSource:
+    """The ``crate`` and ``file`` fields of a crate case, checked (never a path out of the crate)."""
+    name, file = row.get("crate"), row.get("file")
+    if not isinstance(name, str) or parse_dir_name(name) is None:
+        raise ValueError("field 'crate' must name a crate folder such as 'semver-1.0.14'")
+    if not isinstance(file, str) or not file.endswith(".rs"):
+        raise ValueError("field 'file' must be the path of a .rs file inside the crate")
+    parts = Path(file).parts
+    if Path(file).is_absolute() or ".." in parts or not parts:
+        raise ValueError(f"field 'file' {file!r} must be a relative path inside the crate")
+    return CrateSource(crate_root, name, Path(file).as_posix())
+
+
+def parse_case(row: Mapping[str, Any], file_stem: str, crate_root: Path = DEBIAN_REGISTRY) -> EvalCase:
     """Build an :class:`EvalCase` from one row; raises ``ValueError`` naming the bad field."""
     for key in ("id", "broken"):
         if not isinstance(row.get(key), str) or not row[key]:
@@ -83,7 +128,11 @@ def parse_case(row: Mapping[str, Any], file_stem: str) -> EvalCase:
     codes = row.get("error_codes") or []
     if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
         raise ValueError("field 'error_codes' must be a list of strings")
-    crate_type = str(row.get("crate_type") or "bin")
+    kind = row.get("kind") or "program"
+    if kind not in ("program", "crate"):
+        raise ValueError(f"kind {kind!r} is neither 'program' nor 'crate'")
+    crate = parse_crate_source(row, crate_root) if kind == "crate" else None
+    crate_type = str(row.get("crate_type") or ("lib" if crate else "bin"))
     if crate_type not in ("bin", "lib"):
         raise ValueError(f"crate_type {crate_type!r} is neither 'bin' nor 'lib'")
     fixed = row.get("fixed")
@@ -97,6 +146,7 @@ def parse_case(row: Mapping[str, Any], file_stem: str) -> EvalCase:
         broken=str(row["broken"]),
         fixed=fixed if isinstance(fixed, str) and fixed else None,
         family=str(row["family"]) if row.get("family") else None,
+        crate=crate,
         raw=dict(row),
     )
 
@@ -110,8 +160,27 @@ def invalid_reason(row: Mapping[str, Any]) -> str | None:
     return f"marked valid_case=false: {detail}"
 
 
-def load_cases(paths: Iterable[Path], *, include_invalid: bool = False, limit: int | None = None) -> CaseSet:
-    """Read every case of ``paths`` in order; ``limit`` keeps the first N runnable cases in total."""
+def missing_crate_reason(case: EvalCase) -> str | None:
+    """Why a crate case cannot run here (its crate is not installed), or None."""
+    if case.crate is None or (case.crate.path / case.crate.file).is_file():
+        return None
+    parsed = parse_dir_name(case.crate.dir_name)
+    package = f"librust-{parsed[0].replace('_', '-').lower()}-dev" if parsed else "the crate's package"
+    where = case.crate.path / case.crate.file
+    return f"{where} is not installed (on Debian: apt-get install {package}, or pass --crate-root)"
+
+
+def load_cases(
+    paths: Iterable[Path],
+    *,
+    include_invalid: bool = False,
+    limit: int | None = None,
+    crate_root: Path = DEBIAN_REGISTRY,
+) -> CaseSet:
+    """Read every case of ``paths`` in order; ``limit`` keeps the first N runnable cases in total.
+
+    ``crate_root`` is the registry the ``crate`` cases name their crates in.
+    """
     cases: list[EvalCase] = []
     skipped: list[SkippedCase] = []
     files: list[str] = []
@@ -125,14 +194,14 @@ def load_cases(paths: Iterable[Path], *, include_invalid: bool = False, limit: i
             raise CaseFormatError(f"cannot read cases: {exc}") from exc
         for number, row in rows:
             try:
-                case = parse_case(row, path.stem)
+                case = parse_case(row, path.stem, crate_root)
             except ValueError as exc:
                 raise CaseFormatError(f"{path}:{number}: not a valid case: {exc}") from exc
             if case.id in seen:
                 raise CaseFormatError(f"{path}:{number}: duplicate case id {case.id!r}")
             seen.add(case.id)
-            reason = invalid_reason(row)
-            if reason is not None and not include_invalid:
+            reason = None if include_invalid else invalid_reason(row)
+            if (reason := reason or missing_crate_reason(case)) is not None:
                 skipped.append(SkippedCase(case.id, reason))
                 continue
             if limit is not None and len(cases) >= limit:

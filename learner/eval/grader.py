@@ -22,7 +22,6 @@ from learner.records import RustDiagnostic
 from learner.rust.check import check
 from learner.rust.crate import CrateRef, locate_crate
 from learner.rust.items import collapse_ws
-from learner.rust.scratch import program_file
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def grade(settings: Settings, case: EvalCase, final_program: str, target: RustDi
             first = errors[0]
             why = f"does not compile: error{f' {first.code}' if first.code else ''}: {first.message}"
         return result(False, why)
-    file = program_file(case.compile_as)
+    file = case.program_file
     degenerate = degenerate_reason({file: case.broken.encode("utf-8")}, {file: final_program.encode("utf-8")}, target)
     if degenerate is not None:
         return result(False, f"degenerate fix: {degenerate}")

@@ -37,7 +37,6 @@ from learner.model.adapters import AdapterSelection
 from learner.model.handle import RuntimeHandle
 from learner.progress import Progress, no_progress
 from learner.records import DiagnosticFixes, RustDiagnostic
-from learner.rust.scratch import program_file
 from learner.rust.source import unified_diff
 from learner.rust.toolchain import rustc_version
 from learner.stats import CaseSamples
@@ -182,7 +181,7 @@ def _run_case(
     reason = verdict.reason if verdict.passed or not explanation else f"{verdict.reason}; {explanation}"
     diff = None
     if final != case.broken:
-        file = program_file(case.compile_as)
+        file = case.program_file
         diff = unified_diff(file, case.broken.encode("utf-8"), final.encode("utf-8"))
     return CaseOutcome(
         case.id,

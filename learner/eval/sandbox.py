@@ -5,20 +5,26 @@ mechanism the verifier and the curriculum use too) in a stable folder keyed by i
 persistent target dirs that :func:`learner.fix.pipeline.check_path` and the verifier key by
 crate path are reused between runs (re-running a benchmark is incremental). Files are
 rewritten only when their content changes, so cargo's fingerprints stay valid.
+
+A ``crate`` case is a copy of its real crate (:func:`learner.rust.scratch.mirror`) with the
+case's file replaced, its manifest made standalone and a ``.cargo/config.toml`` that builds its
+dependencies from the same registry, offline (:mod:`learner.rust.registry`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from learner.config import Settings
-from learner.eval.cases import EvalCase
-from learner.rust.scratch import program_file, write_program_crate
+from learner.eval.cases import CrateSource, EvalCase
+from learner.rust.registry import directory_source_config, package_names, registry_crates, standalone_manifest
+from learner.rust.scratch import crate_files, mirror, write_program_crate
 
 
 def case_slug(case_id: str) -> str:
@@ -58,9 +64,30 @@ def case_lock(settings: Settings, case: EvalCase) -> Iterator[None]:
 def materialise(settings: Settings, case: EvalCase, program: str, purpose: str = "work") -> Path:
     """Write ``program`` as the case's crate (``Cargo.toml`` + ``src/main.rs`` or ``src/lib.rs``)."""
     root = crate_dir(settings, case, purpose)
+    if case.crate is not None:
+        write_crate_case(root, case.crate, program)
+        return root
     write_program_crate(root, program, package=package_name(case.id), edition=case.edition, crate_type=case.compile_as)
     return root
 
 
+def write_crate_case(root: Path, source: CrateSource, program: str) -> None:
+    """``root`` as a checkable copy of ``source``'s crate with its file holding ``program``."""
+    files = {path.relative_to(source.path): path.read_bytes() for path in crate_files(source.path)}
+    manifest = Path("Cargo.toml")
+    available = _available_packages(source.root)
+    files[manifest] = standalone_manifest(files[manifest].decode("utf-8"), available).encode("utf-8")
+    files[Path(".cargo/config.toml")] = directory_source_config(source.root).encode("utf-8")
+    files[Path(source.file)] = program.encode("utf-8")
+    # The published .cargo-checksum.json lists the original files; a copy is a path crate.
+    files.pop(Path(".cargo-checksum.json"), None)
+    mirror(root, files, keep=("Cargo.lock",))
+
+
+@functools.lru_cache(maxsize=8)
+def _available_packages(root: Path) -> frozenset[str]:
+    return frozenset(package_names(registry_crates(root)))
+
+
 def program_path(root: Path, case: EvalCase) -> Path:
-    return root / program_file(case.compile_as)
+    return root / case.program_file

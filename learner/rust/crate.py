@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,10 @@ class CrateRef:
     edition: str = "2021"
     #: For a lone file: ``bin`` or ``lib``.
     crate_type: str = "bin"
+    #: Check tests, benches and examples too (``--all-targets``). Off only where the manifest says
+    #: ``[package.metadata.sleepy-coder] check-tests = false``: a crate copied from a registry
+    #: whose tests need dev-dependencies that are not installed.
+    check_tests: bool = True
 
     @property
     def is_single_file(self) -> bool:
@@ -55,7 +60,8 @@ def locate_crate(path: Path, edition: str = "2021") -> CrateRef:
         raise NotACrate(f"{path} does not exist")
     manifest = _nearest_manifest(path)
     if manifest is not None:
-        return CrateRef(root=_workspace_root(manifest), manifest=_workspace_manifest(manifest))
+        workspace = _workspace_manifest(manifest)
+        return CrateRef(root=workspace.parent, manifest=workspace, check_tests=_checks_tests(workspace))
     if path.is_file() and path.suffix == ".rs":
         crate_type = "bin" if has_main_fn(path.read_bytes().decode("utf-8", "replace")) else "lib"
         return CrateRef(root=path.parent, single_file=path.name, edition=edition, crate_type=crate_type)
@@ -113,5 +119,10 @@ def _workspace_manifest(manifest: Path) -> Path:
     return _locate_project(manifest) or manifest
 
 
-def _workspace_root(manifest: Path) -> Path:
-    return _workspace_manifest(manifest).parent
+def _checks_tests(manifest: Path) -> bool:
+    try:
+        data = tomllib.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True  # cargo itself reports a broken manifest
+    ours = ((data.get("package") or {}).get("metadata") or {}).get("sleepy-coder") or {}
+    return ours.get("check-tests", True) is not False

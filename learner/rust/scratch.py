@@ -160,31 +160,18 @@ class ScratchCrate:
     def sync(self) -> None:
         """Make the mirror equal to the source tree (copying only what changed, removing what is gone)."""
         src_root = self.source.root
-        wanted: set[Path] = set()
         if self.source.is_single_file:
             assert self.source.single_file is not None
             files = [src_root / self.source.single_file]
         else:
             files = list(crate_files(src_root))
+        contents = {}
         for src in files:
-            rel = src.relative_to(src_root)
-            wanted.add(rel)
-            dst = self.path / rel
             try:
-                # Compare contents, not (size, mtime): a same-size edit within one second must
-                # still reach the mirror. Source files are small; reading both is cheap.
-                if dst.is_file() and dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes():
-                    continue
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
+                contents[src.relative_to(src_root)] = src.read_bytes()
             except OSError:
                 continue
-        # Every file, not only the ones a mirror copies: one an older version copied (a .env) goes too.
-        for folder, _, names in _walk(self.path):
-            for name in names:
-                dst = Path(folder) / name
-                if dst.relative_to(self.path) not in wanted:
-                    dst.unlink(missing_ok=True)
+        mirror(self.path, contents)
 
     @contextlib.contextmanager
     def changed(self, files: Mapping[str, bytes]) -> Iterator[None]:
@@ -209,6 +196,28 @@ class ScratchCrate:
         return check(
             self.crate, self.target_dir, timeout_s=timeout_s, offline=self.offline, config_files=self.config_files
         )
+
+
+def mirror(root: Path, files: Mapping[Path, bytes], *, keep: Iterable[str] = ()) -> None:
+    """Make the tree at ``root`` hold exactly ``files`` (relative path -> content).
+
+    Only files whose content differs are rewritten (:func:`write_with_new_mtime` compares contents,
+    not size and mtime: a same-size edit within one second must still land), so cargo's fingerprints stay valid; every
+    other file goes, whether a mirror ever wrote it or not (an old version's ``.env`` too), except
+    the names in ``keep`` (a ``Cargo.lock`` cargo made there).
+    """
+    kept = set(keep)
+    for rel, data in files.items():
+        try:
+            write_with_new_mtime(root / rel, data)
+        except OSError:
+            continue
+    for folder, _, names in _walk(root):
+        for name in names:
+            dst = Path(folder) / name
+            rel = dst.relative_to(root)
+            if rel not in files and str(rel) not in kept:
+                dst.unlink(missing_ok=True)
 
 
 def write_program_crate(root: Path, program: str, *, package: str, edition: str, crate_type: str) -> CrateRef:
