@@ -43,7 +43,8 @@ CrateRootOpt = Annotated[
     Path,
     typer.Option(
         "--crate-root",
-        help="Registry folder that 'crate' cases name their crates in (apt-get install librust-NAME-dev fills the default).",
+        help="Registry folder that 'crate' cases name their crates in "
+        "(apt-get install librust-NAME-dev fills the default).",
     ),
 ]
 
