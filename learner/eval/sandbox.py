@@ -23,7 +23,7 @@ from pathlib import Path
 
 from learner.config import Settings
 from learner.eval.cases import CrateSource, EvalCase
-from learner.rust.registry import directory_source_config, package_names, registry_crates, standalone_manifest
+from learner.rust.registry import package_names, registry_crates, standalone_config, standalone_manifest
 from learner.rust.scratch import crate_files, mirror, write_program_crate
 
 
@@ -77,7 +77,7 @@ def write_crate_case(root: Path, source: CrateSource, program: str) -> None:
     manifest = Path("Cargo.toml")
     available = _available_packages(source.root)
     files[manifest] = standalone_manifest(files[manifest].decode("utf-8"), available).encode("utf-8")
-    files[Path(".cargo/config.toml")] = directory_source_config(source.root).encode("utf-8")
+    files[Path(".cargo/config.toml")] = standalone_config(source.root).encode("utf-8")
     files[Path(source.file)] = program.encode("utf-8")
     # The published .cargo-checksum.json lists the original files; a copy is a path crate.
     files.pop(Path(".cargo-checksum.json"), None)

@@ -17,6 +17,7 @@ that name them; nothing else is changed.
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
@@ -79,8 +80,12 @@ def _canonical(name: str) -> str:
     return name.replace("_", "-").lower()
 
 
-def directory_source_config(root: Path) -> str:
-    """Cargo configuration that builds against ``root`` only, offline (the crates registry is never asked)."""
+def standalone_config(root: Path) -> str:
+    """Cargo configuration for a copied crate: dependencies from ``root`` only, offline, lints capped.
+
+    Lints are capped at warnings as cargo caps them for any dependency: a published
+    ``#![deny(warnings)]`` meets lints newer than the crate and must not stop it building.
+    """
     return tomli_w.dumps(
         {
             "source": {
@@ -88,6 +93,7 @@ def directory_source_config(root: Path) -> str:
                 "sleepy-coder-registry": {"directory": str(root)},
             },
             "net": {"offline": True},
+            "build": {"rustflags": ["--cap-lints", "warn"]},
         }
     )
 
@@ -145,3 +151,29 @@ def _features_without(features: Mapping[str, Any], dropped: set[str]) -> dict[st
     return {
         name: [e for e in entries if not refers(str(e))] for name, entries in features.items() if name not in dropped
     }
+
+
+def debian_package(crate: RegistryCrate) -> str:
+    """The Debian package that installed ``crate`` (``dpkg-query -S``), else the usual name for it.
+
+    The usual name (``librust-NAME-dev``) is only a guess where versioned packages exist
+    (``librust-arrayvec-0.5-dev``), which is why the package database is asked first.
+    """
+    try:
+        out = subprocess.run(
+            ["dpkg-query", "-S", str(crate.path)], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        out = None
+    if out is not None and out.returncode == 0:
+        for line in out.stdout.splitlines():
+            owner, _, path = line.partition(": ")
+            if path.strip() == str(crate.path):
+                return owner.split(",")[0].split(":")[0].strip()
+    return f"librust-{_canonical(crate.name)}-dev"
+
+
+def read_package_list(path: Path) -> frozenset[str]:
+    """Package names, one a line (``../shared/crates/train.txt``); blank lines and ``#`` comments skipped."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))

@@ -10,10 +10,10 @@ from learner.eval.sandbox import write_crate_case
 from learner.rust.check import check
 from learner.rust.crate import locate_crate
 from learner.rust.registry import (
-    directory_source_config,
     package_names,
     parse_dir_name,
     registry_crates,
+    standalone_config,
     standalone_manifest,
 )
 from tests.rust_fixtures import TINYLIB_COUNT, TINYLIB_MANIFEST, make_registry
@@ -47,7 +47,7 @@ def test_standalone_manifest_drops_what_the_registry_lacks_and_keeps_the_rest() 
 def test_a_copied_crate_builds_against_its_registry_offline_and_reports_the_planted_error(tmp_path: Path) -> None:
     root = make_registry(tmp_path / "registry")
     assert package_names(registry_crates(root)) == {"tinydep", "tinylib"}
-    assert 'directory = "' in directory_source_config(root)
+    assert 'directory = "' in standalone_config(root)
     work = tmp_path / "work"
     source = CrateSource(root, "tinylib-0.2.0", "src/count.rs")
     write_crate_case(work, source, TINYLIB_COUNT)
