@@ -85,6 +85,8 @@ class Settings:
     candidates: int = 4
     #: Sampling temperature of the extra candidates.
     candidate_temperature: float = 0.7
+    #: Candidates compiled at once, each in its own scratch copy of the crate.
+    verify_jobs: int = 2
     #: Compute model fixes in the background after each check, for the errors nearest where you
     #: work that rustc has no fix for, so the menu shows a verified fix instead of a placeholder
     #: (cancelled by any edit, and whenever you ask for a fix yourself).

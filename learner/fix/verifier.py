@@ -9,7 +9,11 @@ if the targeted error is gone, no new error appears, and it is not degenerate (s
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
@@ -61,18 +65,35 @@ def judge(
 
 
 class Verifier:
-    """Judges candidates for one crate against the errors it had before (the baseline)."""
+    """Judges candidates for one crate against the errors it had before (the baseline).
+
+    Several candidates are checked at once in as many scratch copies (``settings.verify_jobs``),
+    each with its own persistent target dir: cargo checks one small crate on about one core, so
+    on two cores two candidates cost little more than one.
+    """
 
     def __init__(self, settings: Settings, crate: CrateRef, baseline: list[RustDiagnostic]) -> None:
         self.settings = settings
         self.crate = crate
         self.baseline = baseline
-        self.scratch = ScratchCrate(
-            crate,
-            settings.scratch_dir / crate.key,
-            settings.targets_dir / f"{crate.key}-scratch",
-            offline=not settings.cargo_network,
+        self.scratch = self._scratch(0)
+        self._slots = [self.scratch]
+        self._slots_lock = threading.Lock()
+
+    def _scratch(self, index: int) -> ScratchCrate:
+        suffix = f"-{index}" if index else ""
+        return ScratchCrate(
+            self.crate,
+            self.settings.scratch_dir / f"{self.crate.key}{suffix}",
+            self.settings.targets_dir / f"{self.crate.key}-scratch{suffix}",
+            offline=not self.settings.cargo_network,
         )
+
+    def _slot(self, index: int) -> ScratchCrate:
+        with self._slots_lock:
+            while len(self._slots) <= index:
+                self._slots.append(self._scratch(len(self._slots)))
+            return self._slots[index]
 
     def apply(self, edits: tuple[Edit, ...]) -> tuple[dict[str, bytes], dict[str, bytes]]:
         """(before, after) bytes of each file the edits touch, read from the user's tree."""
@@ -86,7 +107,8 @@ class Verifier:
             after[file] = apply_edits(source.data, file_edits, source.crlf)
         return before, after
 
-    def verify(self, candidate: FixCandidate, target: RustDiagnostic | None) -> Verdict:
+    def verify(self, candidate: FixCandidate, target: RustDiagnostic | None, *, slot: int = 0) -> Verdict:
+        """Check ``candidate`` in scratch copy number ``slot`` and judge it against the baseline."""
         try:
             before, after = self.apply(candidate.edits)
         except SleepyCoderError as exc:  # OverlappingEdits, SourceUnreadable
@@ -94,10 +116,41 @@ class Verifier:
         reason = degenerate_reason(before, after, target)
         if reason is not None:
             return Verdict(False, f"degenerate: {reason}")
-        with self.scratch.locked():
-            self.scratch.sync()
-            with self.scratch.changed(after):
-                result = self.scratch.check(self.settings.check_timeout_s)
+        scratch = self._slot(slot)
+        with scratch.locked():
+            scratch.sync()
+            with scratch.changed(after):
+                result = scratch.check(self.settings.check_timeout_s)
         ok, why, new_errors = judge(self.baseline, list(result.diagnostics), target)
         remaining = tuple(d.code or "no-code" for d in result.errors)
         return Verdict(ok, why, remaining, new_errors, result.seconds)
+
+    def verify_all(
+        self,
+        candidates: Sequence[FixCandidate],
+        target: RustDiagnostic | None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> list[Verdict | None]:
+        """Verdicts for ``candidates`` in order, checked ``settings.verify_jobs`` at a time.
+
+        A candidate not started before ``cancel`` was set gets None.
+        """
+        jobs = max(1, min(self.settings.verify_jobs, len(candidates)))
+        free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in range(jobs):
+            free.put(index)
+
+        def one(candidate: FixCandidate) -> Verdict | None:
+            if cancel is not None and cancel.is_set():
+                return None
+            slot = free.get()
+            try:
+                return self.verify(candidate, target, slot=slot)
+            finally:
+                free.put(slot)
+
+        if jobs == 1:
+            return [one(c) for c in candidates]
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
+            return list(pool.map(one, candidates))

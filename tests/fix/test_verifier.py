@@ -84,3 +84,30 @@ def test_derive_fix_is_applied_on_the_type_definition(tmp_path: Path, settings: 
     [error] = session.errors
     edit = Edit("src/lib.rs", 0, 0, "#[derive(Debug)]\n")
     assert session.verifier.verify(_candidate((edit,)), error).ok
+
+
+def test_several_candidates_are_verified_at_once_each_in_its_own_scratch_copy(
+    tmp_path: Path, settings: Settings
+) -> None:
+    import dataclasses
+    import threading
+
+    settings = dataclasses.replace(settings, verify_jobs=2)
+    root = make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN})
+    session = check_path(root, settings)
+    [error] = session.errors
+    start = MOVED_VALUE_BIN.index("let t = s;")
+    good = Edit("src/main.rs", start, start + len("let t = s;"), "let t = s.clone();")
+    wrong_type = Edit("src/main.rs", start, start + len("let t = s;"), "let t: i32 = s.clone();")
+    kept = Edit("src/main.rs", MOVED_VALUE_BIN.index('"hello"'), MOVED_VALUE_BIN.index('"hello"') + 7, '"hi"')
+    candidates = [_candidate((e,)) for e in (good, wrong_type, kept)]
+    verdicts = session.verifier.verify_all(candidates, error)
+    assert [v.ok if v else None for v in verdicts] == [True, False, False]
+    assert verdicts[1] is not None and "E0308" in verdicts[1].reason
+    assert verdicts[2] is not None and "still reported" in verdicts[2].reason
+    scratch = sorted(p.name for p in settings.scratch_dir.iterdir() if p.is_dir())
+    assert len(scratch) == 2, scratch  # two copies, used side by side
+    assert (root / "src/main.rs").read_text() == MOVED_VALUE_BIN
+    cancelled = threading.Event()
+    cancelled.set()
+    assert session.verifier.verify_all(candidates, error, cancel=cancelled) == [None, None, None]

@@ -99,19 +99,18 @@ class ModelFixSource:
         n: int,
         earlier: list[Judged] | None = None,
     ) -> list[Judged]:
-        """Each answer not seen before (in ``earlier`` or this batch) as a verified or refused candidate."""
+        """Each answer not seen before (in ``earlier`` or this batch) as a verified or refused candidate.
+
+        The answers with edits are compiled together (:meth:`Verifier.verify_all`, one scratch copy each).
+        """
         seen = {edits_key(j.fix.candidate.edits) for j in earlier or []}
-        judged: list[Judged] = []
-        for index, generation in enumerate(generations, start=1):
-            if ctx.cancel.is_set():
-                break
+        fresh: list[tuple[Generation, FixCandidate]] = []
+        for generation in generations:
             edits = parse_answer(generation.text, prompt)
             key = edits_key(edits)
             if edits and key in seen:
                 continue  # a repeated sample: verified once is enough
             seen.add(key)
-            if n > 1:
-                ctx.progress(f"verifying candidate {index}/{len(generations)}", None)
             candidate = FixCandidate(
                 source=self.name,
                 title=f"Fix with sleepy-coder ({ctx.route.name})",
@@ -122,11 +121,21 @@ class ModelFixSource:
                 prompt_hash=prompt.prompt_hash,
                 attempt=attempt,
             )
+            fresh.append((generation, candidate))
+        to_check = [c for _, c in fresh if c.edits]
+        if n > 1 and to_check:
+            ctx.progress(f"verifying {len(to_check)} candidate(s)", None)
+        verdicts = iter(ctx.verifier.verify_all(to_check, ctx.diagnostic, cancel=ctx.cancel))
+        judged: list[Judged] = []
+        for generation, candidate in fresh:
             size: int | None = None
-            if edits:
-                verdict = ctx.verifier.verify(candidate, ctx.diagnostic)
+            if candidate.edits:
+                checked = next(verdicts)
+                if checked is None:  # cancelled before it was compiled
+                    continue
+                verdict = checked
                 if verdict.ok:
-                    before, after = ctx.verifier.apply(edits)
+                    before, after = ctx.verifier.apply(candidate.edits)
                     size = changed_lines(before, after)
                     candidate = replace(candidate, title=fix_title(before, after))
             elif "```" in generation.text:
