@@ -87,6 +87,9 @@ class Settings:
     candidate_temperature: float = 0.7
     #: Candidates compiled at once, each in its own scratch copy of the crate.
     verify_jobs: int = 2
+    #: How the model answers: ``item`` (the corrected items, what adapters are trained on) or
+    #: ``search-replace`` (only the changed lines). See README, "Benchmarks", for the comparison.
+    answer_format: str = "item"
     #: Compute model fixes in the background after each check, for the errors nearest where you
     #: work that rustc has no fix for, so the menu shows a verified fix instead of a placeholder
     #: (cancelled by any edit, and whenever you ask for a fix yourself).

@@ -142,6 +142,8 @@ class ModelStrategy:
     use_hint = False
     #: Whether generation asks for the route's adapter (the attached adapter object decides what that means).
     use_route_adapter = False
+    #: The answer format asked for (None: ``settings.answer_format``).
+    answer_format: str | None = None
 
     def __init__(self, ctx: StrategyContext, name: str) -> None:
         self.ctx = ctx
@@ -187,7 +189,10 @@ class ModelStrategy:
     def sources(self, seed: int | None) -> list[FixSource]:
         handle = self.handle if seed is None else SampledHandle(self.handle, self.ctx.temperature, seed)
         source = ModelFixSource(
-            cast(RuntimeHandle, handle), use_route_adapter=self.use_route_adapter, use_hint=self.use_hint
+            cast(RuntimeHandle, handle),
+            use_route_adapter=self.use_route_adapter,
+            use_hint=self.use_hint,
+            answer_format=self.answer_format,
         )
         return [source]
 
@@ -202,6 +207,18 @@ class PipelineStrategy(ModelHintsStrategy):
 
     def sources(self, seed: int | None) -> list[FixSource]:
         return [RustcSuggestionSource(), *super().sources(seed)]
+
+
+class SearchReplaceHintsStrategy(ModelHintsStrategy):
+    """``model+hints`` asking for SEARCH/REPLACE blocks (only the changed lines) instead of whole items."""
+
+    answer_format = "search-replace"
+
+
+class SearchReplacePipelineStrategy(PipelineStrategy):
+    """``pipeline`` with the model asked for SEARCH/REPLACE blocks."""
+
+    answer_format = "search-replace"
 
 
 class RoutedStrategy(ModelStrategy):
@@ -253,6 +270,10 @@ register_strategy("rustc", RustcStrategy)
 register_strategy("model", lambda ctx: ModelStrategy(ctx, "model"))
 register_strategy("model+hints", lambda ctx: ModelHintsStrategy(ctx, "model+hints"))
 register_strategy("pipeline", lambda ctx: PipelineStrategy(ctx, "pipeline"))
+register_strategy(
+    "model+hints+search-replace", lambda ctx: SearchReplaceHintsStrategy(ctx, "model+hints+search-replace")
+)
+register_strategy("pipeline+search-replace", lambda ctx: SearchReplacePipelineStrategy(ctx, "pipeline+search-replace"))
 register_strategy("routed", lambda ctx: RoutedStrategy(ctx, "routed"))
 register_strategy("averaged", lambda ctx: AveragedStrategy(ctx, "averaged"))
 register_strategy(NAIVE_LORA_ROUTE, lambda ctx: NaiveLoraStrategy(ctx, NAIVE_LORA_ROUTE))

@@ -7,6 +7,12 @@ possibly in another file). Each region is a ```rust block whose first line is a
 The model answers with the corrected blocks; each becomes an edit of its region only, so a
 missing derive is fixed on the type's definition wherever it lives.
 
+How the model answers is an :class:`AnswerFormat`, chosen by name (``settings.answer_format``,
+or a strategy's own): ``item`` (above: the corrected regions, what the adapters are trained on)
+or ``search-replace`` (blocks naming only the lines that change, matched back into the regions
+exactly or line by line ignoring indentation). Both end as edits of whole regions, so the
+verifier, the ranking and the editor see one kind of edit whatever the format.
+
 The shape was chosen on our own data, never on benchmark cases. Qwen2.5-Coder-0.5B echoed its
 input unchanged when asked for numbered-region answers under a long instruction. On a dev set of
 curriculum mutations of the Rust book's examples (9 errors, one greedy attempt each) the plain
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +64,8 @@ class FixPrompt:
 
     messages: tuple[dict[str, str], ...]
     regions: tuple[PromptRegion, ...]
+    #: The :class:`AnswerFormat` the prompt asks for (its name).
+    answer_format: str = "item"
 
     @property
     def prompt_hash(self) -> str:
@@ -117,27 +125,25 @@ def build_prompt(
     route: Route,
     regions: list[PromptRegion],
     history: list[tuple[str, str]] | None = None,
+    answer_format: str = "item",
 ) -> FixPrompt:
-    """Chat messages for one error.
+    """Chat messages for one error, asking for an answer in ``answer_format``.
 
     ``history``: earlier attempts as (the model's answer, what the compiler said about it), oldest
     first; they become assistant/user turns so a retry sees why its last answer failed.
     """
+    instruction = answer_format_named(answer_format).instruction
     blocks = [f"```rust\n{region_header(r.region)}\n{r.display.rstrip(chr(10))}\n```" for r in regions]
     hint = f"Hint: {route.hint}\n\n" if route.hint else ""
     # The whole rendered error, help sections included: rustc's own suggested code is often
     # there and the model copies it (measured below in the module docstring).
     rendered = diagnostic.rendered.strip() or f"error[{diagnostic.code}]: {diagnostic.message}"
-    user = (
-        f"Fix the Rust compile error.\n\n```\n{rendered}\n```\n\n{hint}"
-        + "\n\n".join(blocks)
-        + "\n\nReply with the corrected code only."
-    )
+    user = f"Fix the Rust compile error.\n\n```\n{rendered}\n```\n\n{hint}" + "\n\n".join(blocks) + f"\n\n{instruction}"
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
     for answer, feedback in history or []:
         messages.append({"role": "assistant", "content": answer})
         messages.append({"role": "user", "content": feedback})
-    return FixPrompt(tuple(messages), tuple(regions))
+    return FixPrompt(tuple(messages), tuple(regions), answer_format)
 
 
 def format_answer(
@@ -169,7 +175,12 @@ _HEADER = re.compile(r"^[ \t]*// file: (\S+) \((.*)\)[ \t]*\n")
 
 
 def parse_answer(answer: str, prompt: FixPrompt) -> tuple[Edit, ...]:
-    """Edits from the model's answer.
+    """Edits from the model's answer, read in the format its prompt asked for."""
+    return answer_format_named(prompt.answer_format).parse(answer, prompt)
+
+
+def parse_item_answer(answer: str, prompt: FixPrompt) -> tuple[Edit, ...]:
+    """Edits from an ``item`` answer: corrected regions as rust blocks.
 
     A block is matched to a region by its ``// file:`` line (file and item label), else to the
     next region in order. An unterminated final block (generation stopped at the token limit)
@@ -201,3 +212,100 @@ def parse_answer(answer: str, prompt: FixPrompt) -> tuple[Edit, ...]:
             r = region.region
             edits[(r.file, r.byte_start)] = Edit(r.file, r.byte_start, r.byte_end, new_text)
     return tuple(edits.values())
+
+
+# ----------------------------------------------------------------------------- search/replace
+
+_SEARCH_REPLACE = re.compile(
+    r"^[ \t]*<{5,9}[ \t]*SEARCH[^\n]*\n(.*?)^[ \t]*={5,9}[ \t]*\n(.*?)^[ \t]*>{5,9}[ \t]*REPLACE[^\n]*$",
+    re.DOTALL | re.MULTILINE,
+)
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def _lines(text: str) -> list[str]:
+    return _MARKER_RE.sub("", text).rstrip("\n").split("\n") if text.strip() else []
+
+
+def replace_lines(text: str, search: str, replacement: str) -> str | None:
+    """``text`` with the first run of lines matching ``search`` replaced, or None when none matches.
+
+    Exact first; else line by line ignoring leading and trailing blanks, the replacement moved to
+    the matched lines' indentation (a small model often drops or changes it). Our error markers are
+    removed from both sides, as from every answer.
+    """
+    wanted, new = _lines(search), _lines(replacement)
+    if not wanted:
+        return None
+    lines = text.split("\n")
+    stripped = [line.strip() for line in lines]
+    target = [line.strip() for line in wanted]
+    for start in range(len(lines) - len(target) + 1):
+        if stripped[start : start + len(target)] != target:
+            continue
+        pad, given = _indent(lines[start]), _indent(wanted[0])
+        moved = [pad + line[len(given) :] if line.startswith(given) else pad + line.lstrip() for line in new]
+        exact = lines[start : start + len(target)] == wanted
+        return "\n".join(lines[:start] + (new if exact else moved) + lines[start + len(target) :])
+    return None
+
+
+def parse_search_replace_answer(answer: str, prompt: FixPrompt) -> tuple[Edit, ...]:
+    """Edits from SEARCH/REPLACE blocks, each applied to the first region that holds its lines.
+
+    An answer with no such block that gives corrected regions instead is read as an ``item`` answer.
+    """
+    blocks = _SEARCH_REPLACE.findall(answer)
+    if not blocks:
+        return parse_item_answer(answer, prompt)
+    texts = [r.text for r in prompt.regions]
+    for search, replacement in blocks:
+        for i, text in enumerate(texts):
+            changed = replace_lines(text, search, replacement)
+            if changed is not None:
+                texts[i] = changed
+                break
+    edits = []
+    for region, text in zip(prompt.regions, texts, strict=True):
+        if text != region.text:
+            r = region.region
+            edits.append(Edit(r.file, r.byte_start, r.byte_end, text))
+    return tuple(edits)
+
+
+@dataclass(frozen=True)
+class AnswerFormat:
+    """How the model is asked to answer (the prompt's last line) and how its answer becomes edits."""
+
+    name: str
+    instruction: str
+    parse: Callable[[str, FixPrompt], tuple[Edit, ...]]
+
+
+ANSWER_FORMATS = {
+    f.name: f
+    for f in (
+        AnswerFormat("item", "Reply with the corrected code only.", parse_item_answer),
+        AnswerFormat(
+            "search-replace",
+            "Reply only with SEARCH/REPLACE blocks that change the fewest lines, the SEARCH lines copied "
+            "exactly from the code above:\n\n<<<<<<< SEARCH\n(the lines to change)\n=======\n"
+            "(the corrected lines)\n>>>>>>> REPLACE",
+            parse_search_replace_answer,
+        ),
+    )
+}
+
+
+class UnknownAnswerFormat(ValueError):
+    """A setting or strategy named an answer format that does not exist."""
+
+
+def answer_format_named(name: str) -> AnswerFormat:
+    try:
+        return ANSWER_FORMATS[name]
+    except KeyError:
+        raise UnknownAnswerFormat(f"unknown answer format {name!r}; known: {', '.join(ANSWER_FORMATS)}") from None

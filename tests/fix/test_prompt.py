@@ -68,3 +68,51 @@ def test_retry_history_becomes_assistant_and_user_turns(tmp_path: Path) -> None:
     regions = collect_regions(crate.root, error)
     prompt = build_prompt(error, route_for(error), regions, [("answer one", "rejected: still E0382")])
     assert [m["role"] for m in prompt.messages] == ["system", "user", "assistant", "user"]
+
+
+def test_search_replace_answers_change_only_the_named_lines_in_the_right_region(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", TWO_FILES), tmp_path)
+    regions = collect_regions(crate.root, error)
+    prompt = build_prompt(error, route_for(error), regions, answer_format="search-replace")
+    assert prompt.answer_format == "search-replace"
+    assert prompt.messages[1]["content"].rstrip().endswith(">>>>>>> REPLACE")
+    answer = (
+        "```\n<<<<<<< SEARCH\npub struct Point {\n=======\n#[derive(Debug)]\npub struct Point {\n>>>>>>> REPLACE\n```"
+    )
+    [edit] = parse_answer(answer, prompt)
+    assert edit.file == "src/shapes.rs"
+    assert edit.new_text == "#[derive(Debug)]\npub struct Point {\n    pub x: i32,\n}\n"
+
+
+def test_search_replace_matches_lines_whatever_their_indentation_and_our_markers(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN}), tmp_path)
+    prompt = build_prompt(error, route_for(error), collect_regions(crate.root, error), answer_format="search-replace")
+    # The model dropped the indentation and copied the error marker into SEARCH.
+    answer = (
+        '<<<<<<< SEARCH\nprintln!("{} {}", s, t);  // <- error[E0382]\n=======\n'
+        'println!("{} {}", s.clone(), t);\n>>>>>>> REPLACE\n'
+    )
+    [edit] = parse_answer(answer, prompt)
+    assert '\n    println!("{} {}", s.clone(), t);\n' in edit.new_text
+    assert "// <-" not in edit.new_text
+    nowhere = "<<<<<<< SEARCH\nlet z = 1;\n=======\nlet z = 2;\n>>>>>>> REPLACE\n"
+    assert parse_answer(nowhere, prompt) == ()
+
+
+def test_a_search_replace_prompt_still_reads_a_corrected_block(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN}), tmp_path)
+    regions = collect_regions(crate.root, error)
+    prompt = build_prompt(error, route_for(error), regions, answer_format="search-replace")
+    fixed = regions[0].text.replace("let t = s;", "let t = s.clone();")
+    [edit] = parse_answer(f"```rust\n{fixed}```", prompt)
+    assert "s.clone()" in edit.new_text
+
+
+def test_an_unknown_answer_format_is_named_in_the_error(tmp_path: Path) -> None:
+    import pytest
+
+    from learner.fix.prompt import UnknownAnswerFormat
+
+    crate, error = _first_error(make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN}), tmp_path)
+    with pytest.raises(UnknownAnswerFormat, match="known: item, search-replace"):
+        build_prompt(error, route_for(error), collect_regions(crate.root, error), answer_format="diff")

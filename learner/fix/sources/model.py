@@ -6,7 +6,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from learner.fix.prompt import FixPrompt, build_prompt, collect_regions, parse_answer, retry_feedback
+from learner.fix.prompt import (
+    FixPrompt,
+    UnknownAnswerFormat,
+    answer_format_named,
+    build_prompt,
+    collect_regions,
+    parse_answer,
+    retry_feedback,
+)
 from learner.fix.ranking import Scored, changed_lines, edits_key, fix_title, rank
 from learner.fix.sources.base import FixContext
 from learner.model.handle import ModelUnavailable, RuntimeHandle
@@ -20,17 +28,24 @@ class ModelFixSource:
 
     Each failed attempt's answer and the compiler's verdict go back into the conversation, so
     the next attempt sees the new error. ``use_route_adapter=False`` asks the base model
-    (the evaluation's ``model`` strategies); ``use_hint=False`` drops the route hint.
+    (the evaluation's ``model`` strategies); ``use_hint=False`` drops the route hint;
+    ``answer_format`` overrides ``settings.answer_format`` (the evaluation's format strategies).
     """
 
     name = "model"
 
     def __init__(
-        self, runtime: RuntimeHandle | None = None, *, use_route_adapter: bool = True, use_hint: bool = True
+        self,
+        runtime: RuntimeHandle | None = None,
+        *,
+        use_route_adapter: bool = True,
+        use_hint: bool = True,
+        answer_format: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.use_route_adapter = use_route_adapter
         self.use_hint = use_hint
+        self.answer_format = answer_format
 
     def propose(self, ctx: FixContext) -> Iterator[VerifiedFix]:
         if self.runtime is None:
@@ -48,13 +63,19 @@ class ModelFixSource:
         if not regions:
             ctx.notes.append("the error has no location in the crate's sources; no model fix attempted")
             return
+        answer_format = self.answer_format or ctx.settings.answer_format
+        try:
+            answer_format_named(answer_format)
+        except UnknownAnswerFormat as exc:
+            ctx.notes.append(f"model fixes unavailable: {exc} (setting answer_format)")
+            return
         route = ctx.route if self.use_hint else ctx.route.__class__(ctx.route.name, "", ctx.route.codes)
         history: list[tuple[str, str]] = []
         n = max(1, ctx.settings.candidates)
         for attempt in range(1, max(1, ctx.settings.attempts) + 1):
             if ctx.cancel.is_set():
                 return
-            prompt = build_prompt(ctx.diagnostic, route, regions, history)
+            prompt = build_prompt(ctx.diagnostic, route, regions, history, answer_format)
             ctx.progress(f"generating a fix for {ctx.diagnostic.code or 'the error'} (attempt {attempt})", None)
             started = time.monotonic()
             adapter_route = ctx.route.name if self.use_route_adapter else None
