@@ -85,6 +85,9 @@ class Settings:
     candidates: int = 4
     #: Sampling temperature of the extra candidates.
     candidate_temperature: float = 0.7
+    #: Seed of the extra candidates (with the attempt number), so a run can be repeated exactly
+    #: and the benchmarks can draw several independent sets of candidates.
+    candidate_seed: int = 0
     #: Candidates compiled at once, each in its own scratch copy of the crate.
     verify_jobs: int = 2
     #: How the model answers: ``item`` (the corrected items, what adapters are trained on) or

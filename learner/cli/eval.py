@@ -6,6 +6,7 @@ and ``eval continual`` live beside it without a separate verb for the common cas
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -88,6 +89,9 @@ def run_cmd(
     ] = False,
     model: ModelOpt = None,
     crate_root: CrateRootOpt = DEBIAN_REGISTRY,
+    candidates: Annotated[
+        int | None, typer.Option("--candidates", help="Model candidates per attempt (default: the setting).")
+    ] = None,
 ) -> None:
     """Run each case through the editor's pipeline with one strategy, grade it, and record the run."""
     from learner.eval.cases import load_cases
@@ -95,6 +99,8 @@ def run_cmd(
     from learner.store import Store
 
     settings = ready_settings(model)
+    if candidates is not None:
+        settings = dataclasses.replace(settings, candidates=max(1, candidates))
     try:
         case_set = load_cases(cases, include_invalid=include_invalid, limit=limit, crate_root=crate_root)
         with Store.open(settings) as store:

@@ -173,6 +173,8 @@ def _run_case(
             if not errors:
                 break
         final = program_path(root, case).read_text(encoding="utf-8")
+        # What the user waits for is the fixing; grading is the harness's own cost.
+        fixed_s = time.monotonic() - started
         verdict = grade(settings, case, final, target=primary)
     except (SleepyCoderError, RuntimeError) as exc:
         return CaseOutcome(
@@ -191,7 +193,7 @@ def _run_case(
         verdict.passed,
         max(1, attempts_used),
         reason,
-        time.monotonic() - started,
+        fixed_s,
         verdict,
         diff,
     )

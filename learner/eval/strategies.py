@@ -103,6 +103,12 @@ class _SampledRuntime:
         options.setdefault("seed", self._seed)
         return self._runtime.generate(messages, **options)
 
+    def generate_batch(self, messages: list[dict[str, str]], n: int, **options: Any) -> Any:
+        """The extra candidates of a sample: the caller's seed (the attempt) mixed with the sample's,
+        so each ``--seeds`` sample draws its own candidates."""
+        options["seed"] = self._seed * 1_000 + int(options.get("seed") or 0)
+        return self._runtime.generate_batch(messages, n, **options)
+
 
 class SampledHandle:
     """Looks like a :class:`RuntimeHandle` to :class:`ModelFixSource`; shares the loaded model."""

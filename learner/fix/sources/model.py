@@ -98,7 +98,7 @@ class ModelFixSource:
                     max_new_tokens=ctx.settings.max_new_tokens,
                     route=adapter_route,
                     temperature=ctx.settings.candidate_temperature,
-                    seed=attempt,
+                    seed=ctx.settings.candidate_seed * 1_000 + attempt,
                     stop_event=ctx.cancel,
                     greedy_first=False,
                 )
