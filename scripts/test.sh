@@ -12,4 +12,5 @@ ruff format --check .
 mypy
 if [[ -f vscode-extension/ci.sh ]]; then bash vscode-extension/ci.sh; fi
 if command -v nvim >/dev/null 2>&1 && [[ -f neovim/tests/run.sh ]]; then bash neovim/tests/run.sh; fi
-python -m pytest -q -p no:cacheprovider --durations=15 "$@"
+# -rs prints why each skipped test was skipped (a missing tool is never a silent pass).
+python -m pytest -q -rs -p no:cacheprovider --durations=15 "$@"
