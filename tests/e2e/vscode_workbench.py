@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / "vscode-extension" / "e2e" / ".tools"
+TOOLS = REPO / ".tools" / "code-server"
 VSIX = REPO / "vscode-extension" / "sleepy-coder.vsix"
 ARTIFACTS = REPO / "test-artifacts" / "vscode"
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install code-server (VS Code in a browser) for the extension's end-to-end test, into
-# vscode-extension/e2e/.tools (ignored by git). code-server 4.139.1 needs Node 24, which the npm
+# .tools/code-server at the repository root (ignored by git; outside the extension's folder, which
+# vsce packages). code-server 4.139.1 needs Node 24, which the npm
 # package node@24 provides; its native modules need Debian's libkrb5-dev. Prints where it is.
 #   vscode-extension/e2e/install-code-server.sh     (about 10-15 minutes on 2 cores)
 set -euo pipefail
-cd "$(dirname "$0")"
-mkdir -p .tools
-cd .tools
+cd "$(dirname "$0")/../.."
+mkdir -p .tools/code-server
+cd .tools/code-server
 if [[ -x node_modules/.bin/code-server ]] && node_modules/.bin/node node_modules/.bin/code-server --version >/dev/null 2>&1; then
   echo "code-server already installed: $PWD/node_modules/.bin/code-server"
   exit 0
