@@ -82,6 +82,11 @@ def workbench(browser: Any, name: str) -> Workbench:
     return Workbench(browser.new_page(viewport={"width": 1400, "height": 900}), name)
 
 
+def outcome_kinds(server: CodeServer) -> list[str]:
+    """The outcomes ``sleepy-coder data export`` shows in the session's data home, sorted by kind."""
+    return sorted(row["kind"] for row in export_rows({**server.env}).get("outcomes", []))
+
+
 def sleepy_rows(bench: Workbench) -> list[str]:
     return [row for row in bench.problems() if "sleepy-coder" in row]
 
@@ -127,6 +132,8 @@ def test_a_user_fixes_and_rejects_in_vscode_and_the_store_holds_both(browser: An
         bench.pick_quick_fix(reject)
         bench.screenshot("rejected")
 
+        both = ["accepted", "rejected"]
+        wait_for("the accept and the reject in the store", lambda: outcome_kinds(server) == both, 60)
         assert any(s.startswith("Sleepy Coder:") for s in bench.status_bar()), bench.status_bar()
         bench.command("Sleepy Coder: Show Status")
         status = wait_for("the status message", lambda: [n for n in bench.notifications() if "Recorded:" in n], 30)
@@ -145,9 +152,7 @@ def test_a_user_fixes_and_rejects_in_vscode_and_the_store_holds_both(browser: An
         assert any(s.startswith("Sleepy Coder:") for s in bench.status_bar())
         bench.screenshot("restarted")
 
-    outcomes = export_rows({**server.env})["outcomes"]
-    kinds = sorted(row["kind"] for row in outcomes)
-    assert kinds == ["accepted", "rejected"], outcomes
+    assert outcome_kinds(server) == ["accepted", "rejected"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "timings.json").write_text(json.dumps(timings, indent=2))
     print("\n" + "\n".join(f"{k}: {v:.2f}" for k, v in timings.items()), file=sys.stderr)
