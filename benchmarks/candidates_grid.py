@@ -96,8 +96,8 @@ def main() -> None:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    rustc_run: int | None = args.rustc_run
     with Store.open(settings) as store:
-        rustc_run = args.rustc_run
         if rustc_run is None:
             rustc_run = run_eval(case_set, "rustc", settings, store, jobs=args.jobs).run_id
             log(f"rustc run {rustc_run}")
@@ -140,7 +140,7 @@ def main() -> None:
             spread = f"range {min(rates):.1%}-{max(rates):.1%}"
             print(f"N={n}: mean {statistics.mean(rates):.1%} over {len(rates)} seeds ({spread})")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "peak_rss_gb": rss_gb}, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "peak_rss_gb": rss_gb, "rustc_run": rustc_run}, indent=2))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ in the scratch mirror, ~0.1-0.4 s each). Both honour the ``cancel`` event a newe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Mapping
@@ -60,9 +59,6 @@ class CrateCheck:
     contexts: dict[str, str] = field(default_factory=dict)
     #: rustc's verified suggestions by error key; filled by :func:`verify_rustc`.
     offers: dict[str, list[Offer]] = field(default_factory=dict)
-    #: Set once :attr:`offers` is final (verified, or the verification was given up): a Quick Fix
-    #: menu asked for between the diagnostics and then waits for it, briefly.
-    verified: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def crate(self) -> CrateRef:

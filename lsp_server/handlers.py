@@ -70,17 +70,12 @@ def register(server: SleepyServer) -> None:
         ls.document_changed(params)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, CODE_ACTION_OPTIONS)
-    async def code_action(ls: SleepyServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+    def code_action(ls: SleepyServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
         ls.activity()
         ls.note_focus(params.text_document.uri, params.range.start.line)
         view = ls.view_for(params.text_document.uri)
         if view is None or not convert.wants_quickfix(params.context.only):
             return None  # no check of this version yet: offer nothing rather than wait
-        if not view.check.verified.is_set():
-            await ls.rustc_verified(view.check)
-            view = ls.view_for(params.text_document.uri)  # the document may have changed meanwhile
-            if view is None:
-                return None
         errors = convert.requested(view.errors, view.sources, params.range, params.context.diagnostics, ls.encoding)
         entries = ls.offers_for(view, errors)
         versions = _versions(ls, view.versions)

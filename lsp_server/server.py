@@ -16,7 +16,6 @@ writer thread. ``codeAction/resolve`` is a coroutine awaiting the model thread, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import uuid
@@ -56,9 +55,6 @@ T = TypeVar("T")
 ADAPTERS_CHANGED = "sleepy-coder/adaptersChanged"
 #: Background model fixes per check: the errors nearest the user's line (each takes seconds).
 BACKGROUND_ERRORS = 2
-#: A Quick Fix menu asked for while rustc's suggestions are still being verified (a few tenths of a
-#: second after the diagnostics) waits this long for them, no longer.
-RUSTC_WAIT_S = 3.0
 SECTION = "sleepyCoder"
 
 
@@ -289,12 +285,7 @@ class SleepyServer(LanguageServer):
                 )
                 self._install(check)
                 self._told = {t for t in self._told if not t.startswith(f"check:{key}:")}
-                try:
-                    check.offers = await loop.run_in_executor(
-                        self._check_pool, verify_rustc, check, self.settings, cancel
-                    )
-                finally:
-                    check.verified.set()
+                check.offers = await loop.run_in_executor(self._check_pool, verify_rustc, check, self.settings, cancel)
                 self._schedule_background(check)
             except CheckCancelled:
                 return
@@ -353,12 +344,6 @@ class SleepyServer(LanguageServer):
         return None
 
     # ------------------------------------------------------------------ fixes
-
-    async def rustc_verified(self, check: CrateCheck) -> None:
-        """Wait (at most :data:`RUSTC_WAIT_S`) until rustc's suggestions of ``check`` are verified, so a
-        Quick Fix menu opened right after the diagnostics appear still lists them."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(check.verified.wait(), RUSTC_WAIT_S)
 
     def offers_for(self, view: DocumentView, errors: list[RustDiagnostic]) -> list[ErrorOffers]:
         """rustc's verified fixes (and a finished model fix) for each error, as offers of this

@@ -236,6 +236,20 @@ class Workbench:
         wait_for("Quick Fix entries", lambda: rows.count() > 0, 30)
         return [t.strip() for t in rows.all_inner_texts()]
 
+    def quick_fix_items_with(self, wanted: str, timeout_s: float = 30) -> list[str]:
+        """The Quick Fix menu once it lists an entry starting with ``wanted``, reopened as a user would.
+
+        The server publishes diagnostics before rustc's suggestions are verified (a few tenths of a
+        second later); a menu opened in between lists only the model's entry.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            items = self.quick_fix_items()
+            if any(i.startswith(wanted) for i in items) or time.monotonic() > deadline:
+                return items
+            self.close_menus()
+            time.sleep(0.5)
+
     def pick_quick_fix(self, starts_with: str) -> None:
         self.page.locator(".action-widget:visible .monaco-list-row", has_text=starts_with).first.click()
 
