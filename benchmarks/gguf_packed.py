@@ -47,8 +47,10 @@ def describe(model: Any, tokenizer: Any, tokens: int) -> dict[str, Any]:
     dtypes: dict[str, int] = {}
     for p in model.parameters():
         dtypes[str(p.dtype)] = dtypes.get(str(p.dtype), 0) + p.numel() * p.element_size()
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True)
-    input_ids = torch.tensor([ids["input_ids"] if isinstance(ids, dict) else ids])
+    encoded = tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    input_ids = encoded["input_ids"]
     with torch.inference_mode():
         model.generate(input_ids, max_new_tokens=4, do_sample=False)  # warm-up
         started = time.perf_counter()
