@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from learner.errors import SleepyCoderError
 from learner.records import Edit, Route, RustDiagnostic
 from learner.rust import items
 from learner.rust.items import Region
@@ -300,7 +301,7 @@ ANSWER_FORMATS = {
 }
 
 
-class UnknownAnswerFormat(ValueError):
+class UnknownAnswerFormat(SleepyCoderError, ValueError):
     """A setting or strategy named an answer format that does not exist."""
 
 

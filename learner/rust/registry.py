@@ -26,6 +26,8 @@ from typing import Any
 
 import tomli_w
 
+from learner.errors import SleepyCoderError
+
 #: Where ``apt-get install librust-NAME-dev`` puts crate sources.
 DEBIAN_REGISTRY = Path("/usr/share/cargo/registry")
 
@@ -35,7 +37,7 @@ _DEP_TABLES = ("dependencies", "dev-dependencies", "build-dependencies")
 _DEV_TARGETS = {"test": "autotests", "bench": "autobenches", "example": "autoexamples"}
 
 
-class ManifestError(ValueError):
+class ManifestError(SleepyCoderError, ValueError):
     """A crate's ``Cargo.toml`` is missing or not valid TOML."""
 
 
