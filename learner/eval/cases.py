@@ -22,7 +22,7 @@ from typing import Any
 from learner.errors import SleepyCoderError
 from learner.files import JsonLinesError, read_jsonl
 from learner.rust.crate import has_main_fn
-from learner.rust.registry import DEBIAN_REGISTRY, parse_dir_name
+from learner.rust.registry import DEBIAN_REGISTRY, parse_dir_name, usual_package
 from learner.rust.scratch import program_file
 
 
@@ -165,7 +165,7 @@ def missing_crate_reason(case: EvalCase) -> str | None:
     if case.crate is None or (case.crate.path / case.crate.file).is_file():
         return None
     parsed = parse_dir_name(case.crate.dir_name)
-    package = f"librust-{parsed[0].replace('_', '-').lower()}-dev" if parsed else "the crate's package"
+    package = usual_package(parsed[0]) if parsed else "the crate's package"
     where = case.crate.path / case.crate.file
     return f"{where} is not installed (on Debian: apt-get install {package}, or pass --crate-root)"
 

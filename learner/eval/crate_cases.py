@@ -62,7 +62,8 @@ class CrateReport:
 
 def allowed_crates(crates: Sequence[RegistryCrate], allowed_packages: frozenset[str]) -> list[RegistryCrate]:
     """``crates`` whose Debian package is on the list; raises :class:`CrateNotAllowed` for any other."""
-    refused = [f"{c.dir_name} ({debian_package(c)})" for c in crates if debian_package(c) not in allowed_packages]
+    packages = {c.dir_name: debian_package(c) for c in crates}  # one dpkg query per crate
+    refused = [f"{name} ({package})" for name, package in packages.items() if package not in allowed_packages]
     if refused:
         raise CrateNotAllowed(
             "not on the allowed crate list (every other Debian crate is reserved for evaluation): " + ", ".join(refused)
@@ -94,14 +95,16 @@ def crate_cases(
         return
     originals = {f: (crate.path / f).read_text(encoding="utf-8", errors="replace") for f in files}
     write_crate_case(work, CrateSource(crate.root, crate.dir_name, files[0]), originals[files[0]])
+    checked = locate_crate(work)  # the copy stays where it is: locate it once, not per mutant
     try:
-        baseline = check(locate_crate(work), target, timeout_s=config.check_timeout_s)
+        baseline = check(checked, target, timeout_s=config.check_timeout_s)
     except SleepyCoderError as exc:
         on_report(CrateReport(crate.dir_name, 0, 1, f"does not build here: {exc}"))
         return
     if baseline.errors:
         on_report(CrateReport(crate.dir_name, 0, 1, f"does not build here: {baseline.errors[0].message}"))
         return
+    package = debian_package(crate)
     rng = random.Random(f"{config.seed}|{crate.dir_name}")
     proposals = [(f, op, m) for f in files for op, m in mutations(originals[f].encode("utf-8"))]
     rng.shuffle(proposals)
@@ -117,7 +120,7 @@ def crate_cases(
         write_crate_case(work, source, broken)
         checks += 1
         try:
-            result = check(locate_crate(work), target, timeout_s=config.check_timeout_s)
+            result = check(checked, target, timeout_s=config.check_timeout_s)
         except SleepyCoderError:
             continue
         codes = list(dict.fromkeys(d.code for d in result.errors if d.code))
@@ -136,7 +139,7 @@ def crate_cases(
             "broken": broken,
             "fixed": originals[file],
             "provenance": {
-                "package": debian_package(crate),
+                "package": package,
                 "operator": operator.name,
                 "offset": mutation.start,
                 "seed": config.seed,

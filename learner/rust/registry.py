@@ -172,7 +172,12 @@ def debian_package(crate: RegistryCrate) -> str:
             owner, _, path = line.partition(": ")
             if path.strip() == str(crate.path):
                 return owner.split(",")[0].split(":")[0].strip()
-    return f"librust-{_canonical(crate.name)}-dev"
+    return usual_package(crate.name)
+
+
+def usual_package(name: str) -> str:
+    """The name Debian gives the package of crate ``name``: ``librust-NAME-dev``."""
+    return f"librust-{_canonical(name)}-dev"
 
 
 def read_package_list(path: Path) -> frozenset[str]:
