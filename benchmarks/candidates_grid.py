@@ -35,16 +35,8 @@ from learner.config import Settings
 from learner.eval.cases import load_cases
 from learner.eval.runner import run_eval
 from learner.model.handle import RuntimeHandle
-from learner.stats import paired_comparison, wilson_interval
+from learner.stats import paired_comparison, percentile, wilson_interval
 from learner.store import Store
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def passed_by_case(store: Store, run_id: int) -> dict[str, bool]:

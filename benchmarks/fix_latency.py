@@ -33,15 +33,10 @@ from learner.fix.prompt import build_prompt, collect_regions
 from learner.fix.router import route_for
 from learner.fix.sources import FixContext, ModelFixSource, RustcSuggestionSource
 from learner.model.handle import RuntimeHandle
+from learner.stats import percentile
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO.parent / "shared" / "bench"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def summary(name: str, values: list[float]) -> str:

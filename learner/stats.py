@@ -30,6 +30,15 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def percentile(values: Iterable[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0..1) of ``values``, NaN for none: what latency tables print."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased estimate of pass@k from ``n`` samples of which ``c`` passed: ``1 - C(n-c,k)/C(n,k)``."""
     if not 0 <= c <= n or n < 1:

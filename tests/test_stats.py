@@ -13,7 +13,15 @@ from learner.eval.cases import CaseFormatError, load_cases
 from learner.eval.continual import accuracy_matrix, average_accuracy, average_forgetting, forgetting
 from learner.eval.leakage import check_cases
 from learner.rust.normalise import SourceIndex, normalise_rust
-from learner.stats import CaseSamples, mcnemar_exact, paired_comparison, pass_at_k, summarise, wilson_interval
+from learner.stats import (
+    CaseSamples,
+    mcnemar_exact,
+    paired_comparison,
+    pass_at_k,
+    percentile,
+    summarise,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_of_8_of_10_matches_hand_computation() -> None:
@@ -142,3 +150,11 @@ def test_protocol_steps_follow_the_order_families_were_learned(settings: object,
     assert [s.family for s in steps] == ["moved-value", "mutability"]
     assert steps[1].versions == {"moved-value": "v1", "mutability": "v2"}
     assert steps[1].paths == (str(tmp_path / "v1"), str(tmp_path / "v2"))
+
+
+def test_percentile_is_the_nearest_rank_and_nan_for_no_values() -> None:
+    values = [5.0, 1.0, 3.0, 2.0, 4.0]
+    assert percentile(values, 0.5) == 3.0
+    assert percentile(values, 0.95) == 5.0  # round(0.95 * 4) = 4: the largest
+    assert percentile(values, 0.0) == 1.0
+    assert math.isnan(percentile([], 0.5))
