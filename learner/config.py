@@ -76,6 +76,16 @@ class Settings:
     model: str = EMBEDDED_MODEL_ID
     #: ``cpu``, ``cuda``, ``mps`` or ``auto``.
     device: str = "cpu"
+    #: Where fixes are generated: ``local`` (``model`` in this process) or ``openai:<base url>``, an
+    #: OpenAI-compatible server (vLLM, llama.cpp, Ollama), e.g. ``openai:http://127.0.0.1:8000/v1``.
+    #: The code around each error is sent to that URL and nowhere else; the learner still trains
+    #: locally (``learn`` on a GPU box writes the adapters the server loads, README "For teams").
+    backend: str = "local"
+    #: The base model's name on the server ("": the server's only base model). A route's requests ask
+    #: for the model named like the route (its LoRA adapter), the base model when the server has none.
+    backend_model: str = ""
+    #: Seconds one request to the server may take; past it, that fix falls back to rustc's suggestions.
+    backend_timeout_s: float = 60.0
     max_new_tokens: int = 384
     #: How many model attempts per error, each seeing the compiler's answer to the last one.
     attempts: int = 3
@@ -176,6 +186,11 @@ class Settings:
     @property
     def uses_embedded_model(self) -> bool:
         return self.model.startswith("embedded:")
+
+    @property
+    def uses_remote_backend(self) -> bool:
+        """Fixes come from an OpenAI-compatible server (``backend = "openai:<url>"``), not ``model``."""
+        return self.backend.strip().lower() != "local"
 
     def ensure_dirs(self) -> None:
         """Create the folders, private to the user (0700): they hold code and what was learned from it."""

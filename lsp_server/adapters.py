@@ -54,7 +54,7 @@ def attach_active(settings: Settings, store: Store | None, runtime: RuntimeHandl
     base model) keep serving. Call it on the model thread so it never runs mid-generation.
     """
     model = runtime.loaded
-    if model is None or store is None:
+    if model is None or store is None or runtime.remote:  # a server holds its own adapters (adapters publish)
         return None
     try:
         swap.load_active(settings, store, model)

@@ -34,6 +34,15 @@ ModelOption = Annotated[
     typer.Option("--model", help="Model: 'embedded:...' (default), a transformers id or a folder."),
 ]
 
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="Where fixes are generated: 'local' (default) or 'openai:http://HOST:PORT/v1' (an OpenAI-compatible "
+        "server such as vLLM; the code around each error is sent there).",
+    ),
+]
+
 
 def settings_from(model: str | None = None, **overrides: Any) -> Settings:
     """Settings for a CLI run: the ones a parent process handed down (else the defaults), then the options given."""

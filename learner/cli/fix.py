@@ -12,7 +12,16 @@ import typer
 from rich.progress import Progress as RichProgress
 from rich.syntax import Syntax
 
-from learner.cli.app import ModelOption, console, fail, plain, progress_printer, settings_from, without_controls
+from learner.cli.app import (
+    BackendOption,
+    ModelOption,
+    console,
+    fail,
+    plain,
+    progress_printer,
+    settings_from,
+    without_controls,
+)
 from learner.config import Settings
 from learner.errors import SleepyCoderError
 from learner.fix.sources import FixSource
@@ -43,6 +52,7 @@ def fix(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show refused candidates.")] = False,
     model: ModelOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Check a crate and print each error with its route and verified fixes as diffs."""
     from learner.fix.pipeline import apply_fix, build_sources, candidate_diff, fix_path
@@ -52,7 +62,7 @@ def fix(
         raise fail(f"--apply counts from 1 (1 = the best fix), not {apply}")
     if whole and apply is not None:
         raise fail("--all applies the best fix of each round itself; leave out --apply")
-    settings = settings_from(model, attempts=attempts, model_enabled=not no_model)
+    settings = settings_from(model, attempts=attempts, model_enabled=not no_model, backend=backend)
     settings.ensure_dirs()
     show_progress = not as_json and sys.stderr.isatty()
     report, bar = progress_printer(show_progress)

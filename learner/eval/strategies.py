@@ -164,6 +164,11 @@ class ModelStrategy:
         return {}
 
     def _load_sets(self, runtime: Any, selection: adapter_files.AdapterSelection) -> list[Any]:
+        if self.handle.remote:
+            raise StrategyUnavailable(
+                f"strategy {self.name!r} loads adapter files into a local model; with backend = "
+                f"{self.ctx.settings.backend!r} the server routes (strategies model, model+hints, pipeline)"
+            )
         for path in selection.paths:
             self.loaded_sets.append(adapter_files.load_adapter_set(runtime.model, path))
         return self.loaded_sets

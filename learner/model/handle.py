@@ -8,7 +8,7 @@ not import torch.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from learner.config import Settings
 from learner.errors import SleepyCoderError
@@ -39,6 +39,8 @@ class RuntimeHandle:
         with self._lock:
             if self._runtime is not None:
                 return self._runtime
+            if self.settings.uses_remote_backend:
+                return self._connect()
             if self.error is not None:
                 raise ModelUnavailable(self.error)
             self.state = "loading"
@@ -57,6 +59,30 @@ class RuntimeHandle:
             self.state = "ready"
             return self._runtime
 
+    def _connect(self) -> ModelRuntime:
+        """The OpenAI-compatible server as the runtime. Unlike a local model, a server that is down
+        now may be up on the next request, so a failure is not remembered (the client itself stops
+        asking a server that failed for a while, so this never hangs the editor)."""
+        from learner.model.remote import OpenAIRuntime
+
+        self.state = "loading"
+        try:
+            remote = OpenAIRuntime(self.settings)
+        except SleepyCoderError as exc:  # a bad setting, a server that is down or serves no such model
+            self.error = str(exc)
+            self.state = "failed"
+            raise ModelUnavailable(self.error) from exc
+        self.error = None
+        self.state = "ready"
+        # The remote runtime has the interface the fix sources use (generate, generate_batch, model_name).
+        self._runtime = cast("ModelRuntime", remote)
+        return self._runtime
+
     @property
     def loaded(self) -> ModelRuntime | None:
         return self._runtime
+
+    @property
+    def remote(self) -> bool:
+        """Fixes come from a server: there is no local model to attach adapters to (the server has them)."""
+        return self.settings.uses_remote_backend

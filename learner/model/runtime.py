@@ -53,6 +53,10 @@ class Generation:
     adapter_version: str | None
     #: The model's own mean log-probability per generated token (raw logits), when computed.
     mean_logprob: float | None = None
+    #: Something the user should know about this answer (a server that had no adapter for the route).
+    notice: str | None = None
+    #: Seconds until the first token arrived, where the backend streams (the OpenAI-compatible one).
+    first_token_s: float | None = None
 
 
 class RouteAdapters(Protocol):

@@ -389,6 +389,10 @@ class ShareAdapters:
     def routes(self) -> list[str]:
         return list(self._routes)
 
+    def rank_of(self, route: str) -> int:
+        """``route``'s coefficient rank p (its rank as an exported LoRA); -1 if it differs per module."""
+        return self._state(route).rank
+
     @property
     def active_route(self) -> str | None:
         return self._active

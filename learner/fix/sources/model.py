@@ -18,6 +18,7 @@ from learner.fix.prompt import (
 from learner.fix.ranking import Scored, changed_lines, edits_key, fix_title, rank
 from learner.fix.sources.base import FixContext
 from learner.model.handle import ModelUnavailable, RuntimeHandle
+from learner.model.remote import BackendUnavailable
 from learner.model.runtime import Generation
 from learner.records import FixCandidate, Verdict, VerifiedFix
 from learner.rust.source import SourceUnreadable
@@ -81,27 +82,38 @@ class ModelFixSource:
             adapter_route = ctx.route.name if self.use_route_adapter else None
             # The greedy answer first, with prompt lookup (fast, and often right); only when the
             # compiler refuses it, one batched generation of the other candidates (one prefill).
-            greedy = runtime.generate(
-                list(prompt.messages),
-                max_new_tokens=ctx.settings.max_new_tokens,
-                route=adapter_route,
-                stop_event=ctx.cancel,
-            )
+            try:
+                greedy = runtime.generate(
+                    list(prompt.messages),
+                    max_new_tokens=ctx.settings.max_new_tokens,
+                    route=adapter_route,
+                    stop_event=ctx.cancel,
+                )
+            except BackendUnavailable as exc:  # the server is down or refused: rustc's suggestions stand
+                ctx.notes.append(f"model fixes unavailable: {exc}")
+                return
             if ctx.cancel.is_set():
                 return
+            if greedy.notice and greedy.notice not in ctx.notes:
+                ctx.notes.append(greedy.notice)
             judged = self._judge(ctx, runtime.model_name, prompt, [greedy], attempt, started, 1)
             if n > 1 and judged and not judged[0].fix.verdict.ok and not ctx.cancel.is_set():
                 ctx.progress(f"sampling {n - 1} more candidates (attempt {attempt})", None)
-                samples = runtime.generate_batch(
-                    list(prompt.messages),
-                    n - 1,
-                    max_new_tokens=ctx.settings.max_new_tokens,
-                    route=adapter_route,
-                    temperature=ctx.settings.candidate_temperature,
-                    seed=ctx.settings.candidate_seed * 1_000 + attempt,
-                    stop_event=ctx.cancel,
-                    greedy_first=False,
-                )
+                try:
+                    samples = runtime.generate_batch(
+                        list(prompt.messages),
+                        n - 1,
+                        max_new_tokens=ctx.settings.max_new_tokens,
+                        route=adapter_route,
+                        temperature=ctx.settings.candidate_temperature,
+                        seed=ctx.settings.candidate_seed * 1_000 + attempt,
+                        stop_event=ctx.cancel,
+                        greedy_first=False,
+                    )
+                except BackendUnavailable as exc:
+                    ctx.notes.append(f"model fixes unavailable: {exc}")
+                    yield from (j.fix for j in judged)
+                    return
                 judged = ranked(self._judge(ctx, runtime.model_name, prompt, samples, attempt, started, n, judged))
             yield from (j.fix for j in judged)
             if any(j.fix.verdict.ok for j in judged) or not judged or ctx.cancel.is_set():
