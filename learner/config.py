@@ -165,6 +165,11 @@ class Settings:
         return self.data_dir / "training"
 
     @property
+    def served_dir(self) -> Path:
+        """The active routes as PEFT LoRA folders for a vLLM server (``adapters publish``)."""
+        return self.data_dir / "served"
+
+    @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
 

@@ -227,7 +227,8 @@ class SleepyServer(LanguageServer):
             return
         old, self.settings = self.settings, new
         self.recorder.settings = new
-        if (old.model, old.device, old.model_enabled) != (new.model, new.device, new.model_enabled):
+        generation = ("model", "device", "model_enabled", "backend", "backend_model", "backend_timeout_s")
+        if any(getattr(old, name) != getattr(new, name) for name in generation):
             self.runtime = RuntimeHandle(new)
             self.fixes.clear_model_results()
             self._told.discard("model-unavailable")
@@ -428,7 +429,7 @@ class SleepyServer(LanguageServer):
 
     def model_available(self) -> bool:
         """Whether to offer the model action: model fixes are on and the model has not failed to load."""
-        return self.settings.model_enabled and self.runtime.state != "failed"
+        return self.runtime.available
 
     async def resolve_model_fix(self, ref: convert.FixRef) -> tuple[ModelResult, ShownOffer | None]:
         """The model's verified fix for one error (cached per document version and error), as an

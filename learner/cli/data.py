@@ -1,7 +1,8 @@
 """``sleepy-coder adapters ...``, ``sleepy-coder data ...`` and ``sleepy-coder status``: the user's controls.
 
 adapters: list | show VERSION | rollback VERSION | export VERSION ROUTE OUT_DIR (a standard peft
-LoRA folder). data: export [--out FILE] (JSON Lines) | forget [--before DATE] [--yes] (records
+LoRA folder) | publish [--to URL] (every active route for a vLLM server, and its command line).
+data: export [--out FILE] (JSON Lines) | forget [--before DATE] [--yes] (records
 *and* the training-set files built from them) | retention (apply ``retention_days`` now).
 status: is the learner running, its last cycle, per-route examples and scores, active
 versions, disk use. Everything reads the same store the server and the learner write.
@@ -159,6 +160,72 @@ def adapters_export(version: str, route: str, out_dir: Path, model: str | None =
     except (SleepyCoderError, RuntimeError) as exc:
         raise fail(str(exc).splitlines()[0]) from None
     console.print(f"[green]exported[/] {route} of {version} to {written}")
+
+
+@adapters_app.command("publish")
+def adapters_publish(
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="A running vLLM, openai:URL or URL (.../v1); default: the backend setting."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where the PEFT folders go (default: DATA/served).")] = None,
+    server_dir: Annotated[
+        Path | None,
+        typer.Option("--server-dir", help="The same folder as the server sees it, when it is mounted elsewhere."),
+    ] = None,
+    model: str | None = None,
+) -> None:
+    """Export each active route as a PEFT LoRA folder and print the vLLM command that serves them all;
+    with --to (or backend = openai:URL), make the running server serve exactly them (new versions
+    replace old ones, retired routes are unloaded)."""
+    from learner.model.remote import backend_url
+    from learner.model.serving import (
+        RUNTIME_LORA_ENV,
+        export_active_routes,
+        max_lora_rank,
+        publish,
+        shell_line,
+        vllm_command,
+    )
+
+    settings = ready_settings(model)
+    target = to if to is not None else (settings.backend if settings.uses_remote_backend else None)
+    folder = (out or settings.served_dir).expanduser().resolve()
+    try:
+        url = backend_url(target if target.startswith("openai:") else f"openai:{target}") if target else None
+        from learner.model.runtime import load_runtime
+
+        runtime = load_runtime(settings)
+        with _store(settings) as store:
+            exported = export_active_routes(settings, store, folder, runtime.model)
+        model_dir = _served_model_dir(settings)
+        seen = {e.route: (server_dir / e.path.relative_to(folder) if server_dir else e.path) for e in exported}
+        rank = max_lora_rank([e.rank for e in exported])
+        served_name = settings.model.removeprefix("embedded:") if settings.uses_embedded_model else model_dir.name
+        command = vllm_command(model_dir, seen, served_name=served_name, host="0.0.0.0", rank=rank)
+        report = publish(url, seen) if url else None
+    except (SleepyCoderError, RuntimeError) as exc:
+        raise fail(str(exc).splitlines()[0]) from None
+    for e in exported:
+        console.print(f"{e.route}: {e.version} -> {e.path}")
+    if not exported:
+        console.print("no active adapters: every route uses the base model")
+    console.print("\n[bold]Serve them with vLLM[/] (the laptop then sets backend = openai:http://HOST:8000/v1):")
+    console.print(escape(shell_line(command, {RUNTIME_LORA_ENV: "True"})), soft_wrap=True)
+    if report is not None:
+        console.print(
+            f"\n[green]published[/] to {url}: loaded {', '.join(report.loaded) or 'none'}; "
+            f"unloaded {', '.join(report.unloaded) or 'none'}; unchanged {', '.join(report.unchanged) or 'none'}"
+        )
+
+
+def _served_model_dir(settings: Settings) -> Path:
+    """The base model's folder for vLLM: the prepared bf16 copy of an embedded model, or the folder given."""
+    if settings.uses_embedded_model:
+        from learner.model.assets import prepare_embedded_model
+
+        return prepare_embedded_model(settings)
+    return Path(settings.model).expanduser()
 
 
 # ----------------------------------------------------------------------------- data

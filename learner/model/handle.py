@@ -8,6 +8,7 @@ not import torch.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, cast
 
 from learner.config import Settings
@@ -32,6 +33,8 @@ class RuntimeHandle:
         self._runtime: ModelRuntime | None = None
         self.error: str | None = None
         self.state = "off" if not settings.model_enabled else "not-loaded"
+        #: When a failed connection to a server may be tried again (the remote backend only).
+        self._retry_at = 0.0
 
     def get(self) -> ModelRuntime:
         if not self.settings.model_enabled:
@@ -40,6 +43,8 @@ class RuntimeHandle:
             if self._runtime is not None:
                 return self._runtime
             if self.settings.uses_remote_backend:
+                if self.error is not None and time.monotonic() < self._retry_at:
+                    raise ModelUnavailable(self.error)  # asked again only after a pause: never hangs
                 return self._connect()
             if self.error is not None:
                 raise ModelUnavailable(self.error)
@@ -63,7 +68,7 @@ class RuntimeHandle:
         """The OpenAI-compatible server as the runtime. Unlike a local model, a server that is down
         now may be up on the next request, so a failure is not remembered (the client itself stops
         asking a server that failed for a while, so this never hangs the editor)."""
-        from learner.model.remote import OpenAIRuntime
+        from learner.model.remote import DOWN_FOR_S, OpenAIRuntime
 
         self.state = "loading"
         try:
@@ -71,6 +76,7 @@ class RuntimeHandle:
         except SleepyCoderError as exc:  # a bad setting, a server that is down or serves no such model
             self.error = str(exc)
             self.state = "failed"
+            self._retry_at = time.monotonic() + DOWN_FOR_S
             raise ModelUnavailable(self.error) from exc
         self.error = None
         self.state = "ready"
@@ -81,6 +87,15 @@ class RuntimeHandle:
     @property
     def loaded(self) -> ModelRuntime | None:
         return self._runtime
+
+    @property
+    def available(self) -> bool:
+        """Worth offering a model fix: on, and not failed (a server that failed is tried again after a pause)."""
+        if not self.settings.model_enabled:
+            return False
+        if self.state != "failed":
+            return True
+        return self.remote and time.monotonic() >= self._retry_at
 
     @property
     def remote(self) -> bool:

@@ -50,33 +50,31 @@ class ExportedRoute:
 
 
 def export_active_routes(settings: Settings, store: Store, out_dir: Path, model: Any) -> list[ExportedRoute]:
-    """Write each active route's adapter (for ``settings.model``) as ``out_dir/<route>-<version>/``.
+    """Write every route of the active adapters (for ``settings.model``) as ``out_dir/<route>-<version>/``.
 
-    ``model`` is the local base model (the Share sets hook into it to compute each route's
-    factors). A folder already written for the same version is reused: versions never change.
+    ``model`` is the local base model (a Share set hooks into it to compute each route's
+    factors). A route in two active sets comes from the newer one, as :class:`RoutedAdapters`
+    serves it. A folder already written for the same version is reused: versions never change.
     """
     from learner.model.adapters import load_adapter_set
 
-    skipped = (NAIVE_LORA_ROUTE, FALLBACK_ROUTE)
-    active = {r: a for r, a in store.active_versions(settings.model).items() if r not in skipped}
-    exported: list[ExportedRoute] = []
-    by_path: dict[str, list[str]] = {}
-    for route, adapter in sorted(active.items()):
-        by_path.setdefault(adapter.path, []).append(route)
-    for path, routes in sorted(by_path.items()):
-        adapter_set = load_adapter_set(model, Path(path))
+    active = [
+        a for r, a in store.active_versions(settings.model).items() if r not in (NAIVE_LORA_ROUTE, FALLBACK_ROUTE)
+    ]
+    chosen: dict[str, ExportedRoute] = {}
+    for adapter in sorted(active, key=lambda a: a.created_at):
+        adapter_set = load_adapter_set(model, Path(adapter.path))
         try:
-            for route in routes:
-                version = active[route].version
-                target = out_dir / f"{route}-{version}"
-                if route not in adapter_set.routes:
-                    raise ServingError(f"{version} ({path}) has no route {route!r}")
+            for route in adapter_set.routes:
+                if route in (NAIVE_LORA_ROUTE, FALLBACK_ROUTE):
+                    continue
+                target = out_dir / f"{route}-{adapter.version}"
                 if not (target / "adapter_config.json").is_file():
                     adapter_set.export_route_as_peft(route, target)
-                exported.append(ExportedRoute(route, version, target, adapter_set.rank_of(route)))
+                chosen[route] = ExportedRoute(route, adapter.version, target, adapter_set.rank_of(route))
         finally:
             adapter_set.detach()
-    return exported
+    return [chosen[r] for r in sorted(chosen)]
 
 
 def max_lora_rank(ranks: Sequence[int]) -> int:
@@ -97,10 +95,12 @@ def vllm_command(
     port: int = 8000,
     python: str = "python",
     rank: int = 8,
+    max_loras: int | None = None,
     max_model_len: int = 4096,
     dtype: str = "bfloat16",
 ) -> list[str]:
-    """The vLLM command line that serves ``model_dir`` as ``served_name`` with one adapter per route.
+    """The vLLM command line that serves ``model_dir`` as ``served_name`` with one adapter per route
+    (each served under the route's name, which is what :mod:`learner.model.remote` asks for).
 
     ``--generation-config vllm`` keeps the model's own sampling defaults (Qwen's repetition
     penalty) out of the answers, as the in-process runtime does. (``python -m`` rather than the
@@ -125,8 +125,10 @@ def vllm_command(
         "--generation-config",
         "vllm",
     ]
+    loras = max(len(routes), max_loras or 0)
+    if loras:  # ``max_loras`` above the routes given leaves room for adapters published later
+        command += ["--enable-lora", "--max-lora-rank", str(rank), "--max-loras", str(loras)]
     if routes:
-        command += ["--enable-lora", "--max-lora-rank", str(rank), "--max-loras", str(max(1, len(routes)))]
         command += ["--lora-modules", *(f"{name}={path}" for name, path in sorted(routes.items()))]
     return command
 

@@ -7,6 +7,8 @@ model (its answers are garbage, so the model path is checked for plumbing, not q
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +206,28 @@ async def test_model_that_cannot_load_still_serves_rustc_fixes(tmp_path: Path) -
             assert resolved.edit is None and "unavailable" in resolved.title
         told = [m for m in client.messages if "model fixes are unavailable" in m.message]
         assert len(told) == 1, "the user is told once"
+        assert _by_title(await code_actions(client, uri, diag), "rustc:")
+    finally:
+        await stop(client)
+
+
+async def test_a_model_server_that_is_down_still_leaves_rustc_fixes(tmp_path: Path) -> None:
+    crate = make_crate(tmp_path / "noserver", {"src/main.rs": MOVED_VALUE_BIN})
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client, _ = await start(crate, "visual-studio-code", {"backend": f"openai:http://127.0.0.1:{port}/v1"})
+    try:
+        uri = open_file(client, crate / "src" / "main.rs")
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0382"))
+        actions = await wait_until(lambda: _with_rustc(client, uri, diag))
+        [model] = _by_title(actions, "Fix with sleepy-coder (")
+        started = time.monotonic()
+        resolved = await client.code_action_resolve_async(model)
+        assert resolved.edit is None and "unavailable" in resolved.title
+        assert time.monotonic() - started < 10, "a server that is down must never hold up the editor"
+        told = [m for m in client.messages if "model fixes are unavailable" in m.message]
+        assert len(told) == 1 and f"127.0.0.1:{port}" in told[0].message and "\n" not in told[0].message
         assert _by_title(await code_actions(client, uri, diag), "rustc:")
     finally:
         await stop(client)
