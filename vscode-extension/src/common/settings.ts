@@ -14,6 +14,8 @@ import { loadContributedSettings } from './setup';
 export interface ServerSettings {
     model: string;
     device: string;
+    backend: string;
+    backendModel: string;
     maxNewTokens: number;
     attempts: number;
     candidates: number;
@@ -60,6 +62,8 @@ const KINDS: { readonly [K in keyof ExtensionSettings]: Kind } = {
     python: 'string',
     model: 'string',
     device: 'string',
+    backend: 'string',
+    backendModel: 'string',
     maxNewTokens: 'positiveInteger',
     attempts: 'positiveInteger',
     candidates: 'positiveInteger',

@@ -44,6 +44,8 @@ describe('settings', () => {
                 python: '/venv/bin/python',
                 model: 'Qwen/Qwen2.5-Coder-0.5B-Instruct',
                 device: 'cuda',
+                backend: 'openai:http://gpu-box:8000/v1',
+                backendModel: 'qwen',
                 maxNewTokens: 128,
                 attempts: 1,
                 candidates: 4,
@@ -60,6 +62,8 @@ describe('settings', () => {
         assert.deepEqual(toInitializationOptions(settings, ALONE), {
             model: 'Qwen/Qwen2.5-Coder-0.5B-Instruct',
             device: 'cuda',
+            backend: 'openai:http://gpu-box:8000/v1',
+            backendModel: 'qwen',
             maxNewTokens: 128,
             attempts: 1,
             candidates: 4,
