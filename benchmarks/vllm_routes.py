@@ -140,6 +140,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=12)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="OMP threads for vLLM's CPU backend")
+    parser.add_argument(
+        "--dtype",
+        choices=("bfloat16", "float32"),
+        default="bfloat16",
+        help="both sides' weights: bfloat16 as served (near-ties can flip a greedy token), or float32",
+    )
     parser.add_argument("--startup-timeout", type=float, default=900.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -158,6 +164,8 @@ def main() -> int:
 
     model_dir = prepare_embedded_model(settings) if settings.uses_embedded_model else Path(settings.model)
     local: ModelRuntime = load_runtime(settings)
+    if args.dtype == "float32":
+        local.model.float()
     adapter_set = synthetic_routes(local.model, routes, args.adapter_scale, settings.model)
     work = Path(tempfile.mkdtemp(prefix="sleepy-vllm-"))
     exported = {r: adapter_set.export_route_as_peft(r, work / "peft" / r) for r in routes}
@@ -176,10 +184,17 @@ def main() -> int:
         python=str(args.vllm_python),
         rank=rank,
         max_loras=len(routes),
+        dtype=args.dtype,
     )
     log = work / "vllm.log"
     process = start_vllm(command, log, threads=args.threads)
-    figures: dict[str, Any] = {"routes": routes, "prompts": len(prompts), "command": command, "log": str(log)}
+    figures: dict[str, Any] = {
+        "dtype": args.dtype,
+        "routes": routes,
+        "prompts": len(prompts),
+        "command": command,
+        "log": str(log),
+    }
     try:
         figures["startup_s"] = wait_ready(url, process, args.startup_timeout, log)
         published = publish(url, exported)

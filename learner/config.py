@@ -165,6 +165,11 @@ class Settings:
         return self.data_dir / "training"
 
     @property
+    def practice_dir(self) -> Path:
+        """Held-out practice mutations of the user's crates, per route: the gate's evidence, never trained on."""
+        return self.training_dir / "practice"
+
+    @property
     def served_dir(self) -> Path:
         """The active routes as PEFT LoRA folders for a vLLM server (``adapters publish``)."""
         return self.data_dir / "served"

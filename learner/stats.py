@@ -61,6 +61,17 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def sign_test_greater(gains: int, losses: int) -> float:
+    """One-sided exact sign test: the chance of ``gains`` or more of ``gains + losses`` discordant
+    pairs going one way if a change made no difference (each way with probability 1/2)."""
+    if gains < 0 or losses < 0:
+        raise ValueError("counts must be >= 0")
+    n = gains + losses
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, i) for i in range(gains, n + 1)) / 2**n
+
+
 @dataclass(frozen=True)
 class Rate:
     """A pass rate over ``n`` cases with its Wilson 95% interval."""

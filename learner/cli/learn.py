@@ -78,12 +78,16 @@ def learn(
     ] = False,
     once: Annotated[bool, typer.Option("--once", help="With --daemon: one cycle, then exit.")] = False,
     now: Annotated[bool, typer.Option("--now", help="With --daemon: do not wait for the machine to be idle.")] = False,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="cpu, cuda, mps or auto: train on a GPU box, serve the adapters anywhere."),
+    ] = None,
 ) -> None:
     """Build training sets and train the Share adapters (Phase 0 -> 1 -> 2 -> 3); resumable."""
     from learner.learn.daemon import InstanceLock
     from learner.learn.phases import LearnOptions, run_learning
 
-    settings = settings_from(model)
+    settings = settings_from(model, device=device)
     if daemon:
         from learner.eval.gate_slice import benchmark_slice
         from learner.learn.daemon import DaemonConfig, run_daemon

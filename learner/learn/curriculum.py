@@ -41,6 +41,7 @@ from learner.fix.prompt import PromptRegion, build_prompt, collect_regions, form
 from learner.fix.router import ROUTES, route_for, route_for_code
 from learner.learn.benchmark import BenchmarkGuard, default_guard
 from learner.learn.examples import ExampleFormatError, TrainingExample, from_accepted_fix, from_regions
+from learner.learn.practice import PRACTICE_PER_ROUTE, is_practice, write_practice
 from learner.records import FALLBACK_ROUTE, RustDiagnostic
 from learner.rust import items
 from learner.rust.check import CheckCancelled, check
@@ -248,6 +249,8 @@ class CurriculumResult:
     #: route -> path of the JSONL written (routes with at least one example).
     files: dict[str, Path]
     stats: dict[str, Any]
+    #: Held-out practice mutations of the user's crates found this time (:mod:`learner.learn.practice`).
+    practice: dict[str, list[TrainingExample]] = dataclasses.field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1)
@@ -345,6 +348,7 @@ def build_curriculum(
     wanted = _wanted_routes(config.routes)
     leakage = leakage if leakage is not None else default_guard()
     examples: dict[str, list[TrainingExample]] = {r: [] for r in wanted}
+    practice: dict[str, list[TrainingExample]] = {r: [] for r in wanted}
     seen: set[str] = set()
     stats: dict[str, Any] = {
         "checks": 0,
@@ -390,13 +394,20 @@ def build_curriculum(
                     reason = result.split(" is route ")[0]
                     stats["rejected"][reason] = stats["rejected"].get(reason, 0) + 1
                     continue
+                if is_practice(result):  # the gate's held-out evidence: never a training example
+                    if result.route in practice and len(practice[result.route]) < PRACTICE_PER_ROUTE:
+                        practice[result.route].append(result)
+                    continue
                 if result.route in examples and not full(result.route):
                     examples[result.route].append(result)
             if progress is not None:
                 progress(origin, {r: len(v) for r, v in examples.items()})
     files = _write_sets(settings, examples, record) if record else {}
+    if record:
+        write_practice(settings, practice)
     stats["examples"] = {r: len(v) for r, v in examples.items()}
-    return CurriculumResult(examples, files, stats)
+    stats["practice"] = {r: len(v) for r, v in practice.items() if v}
+    return CurriculumResult(examples, files, stats, practice)
 
 
 def _wanted_routes(routes: Sequence[str] | None) -> list[str]:

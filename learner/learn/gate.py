@@ -10,10 +10,17 @@ cases of each target route.
 A held-out fix counts as fixed when the model's answer, parsed exactly as the editor parses
 it, turns the recorded enclosing item into the code the user kept (whitespace aside).
 
-Decision (:func:`decide`, pure): every target route needs at least ``min_examples`` held-out
-fixes and must improve; no other score line (other routes, benchmark slices) may fall below
-the lower end of its "before" Wilson interval. Too little evidence means no promotion, with
-the reason. Every candidate's scores and the decision are written to its registry metrics.
+A real user produces few held-out fixes, so the gate also scores the held-out *practice
+mutations* of the user's own crates (:mod:`learner.learn.practice`: a fixed split by item,
+never trained on), the same examples before and after, as ``practice:<route>`` lines.
+
+Decision (:func:`decide`, pure): a target route with at least ``min_examples`` held-out fixes
+is decided on them (the user's own code weighs most) and must improve; one with fewer is decided
+on its practice mutations, where the examples the candidate newly fixes must outnumber those it
+breaks beyond noise (one-sided exact sign test, ``p <= alpha``). No other score line (other
+routes, practice of other routes, benchmark slices) may fall below the lower end of its "before"
+Wilson interval. Too little evidence means no promotion, with the reason. Every candidate's
+scores and the decision are written to its registry metrics.
 """
 
 from __future__ import annotations
@@ -31,11 +38,12 @@ from learner.fix.prompt import FixPrompt, PromptRegion, parse_answer
 from learner.learn.curriculum import store_examples
 from learner.learn.examples import TrainingExample
 from learner.learn.idle import PauseSwitch
+from learner.learn.practice import load_practice
 from learner.model.adapters import RoutedAdapters, load_adapter_set
 from learner.model.hotswap import active_selection
 from learner.rust.items import Region, collapse_ws
 from learner.rust.source import apply_edits
-from learner.stats import Rate
+from learner.stats import Rate, sign_test_greater
 
 if TYPE_CHECKING:
     from learner.model.runtime import ModelRuntime
@@ -46,6 +54,10 @@ HELDOUT_BUCKETS = 5
 #: Fewer held-out fixes of a target route than this and the gate will not decide in its favour.
 MIN_HELDOUT = 3
 BENCH_PREFIX = "bench:"
+#: Score lines of the held-out practice mutations of the user's crates (:mod:`learner.learn.practice`).
+PRACTICE_PREFIX = "practice:"
+#: How unlikely a practice gain must be under "no difference" for the gate to believe it.
+PRACTICE_ALPHA = 0.05
 
 
 def is_held_out(fix_id: str, buckets: int = HELDOUT_BUCKETS) -> bool:
@@ -85,21 +97,47 @@ class GateDecision:
 
 
 def decide(
-    scores: Mapping[str, tuple[Rate, Rate]], targets: Sequence[str], *, min_examples: int = MIN_HELDOUT
+    scores: Mapping[str, tuple[Rate, Rate]],
+    targets: Sequence[str],
+    *,
+    min_examples: int = MIN_HELDOUT,
+    paired: Mapping[str, Sequence[tuple[bool, bool]]] | None = None,
+    alpha: float = PRACTICE_ALPHA,
 ) -> GateDecision:
-    """The gate's rule on a table ``name -> (before, after)``; see the module docstring."""
+    """The gate's rule on a table ``name -> (before, after)``; see the module docstring.
+
+    ``paired`` holds the per-example ``(before, after)`` outcomes of the practice lines
+    (``practice:<route>``): a target route without enough held-out fixes is decided on them,
+    by a one-sided exact sign test on the examples that changed.
+    """
     lines = tuple(ScoreLine(name, b, a) for name, (b, a) in sorted(scores.items()))
     if not targets:
         return GateDecision(False, "no target route", lines, ())
     problems: list[str] = []
+    gains_said: list[str] = []
     for route in targets:
-        if route not in scores or scores[route][1].n < min_examples:
-            n = scores[route][1].n if route in scores else 0
+        practice = (paired or {}).get(PRACTICE_PREFIX + route) or ()
+        if route in scores and scores[route][1].n >= min_examples:  # the user's own fixes weigh most
+            before, after = scores[route]
+            if after.value <= before.value:
+                problems.append(f"{route} did not improve ({before.format()} -> {after.format()})")
+            else:
+                gains_said.append(f"{route} {before.format()} -> {after.format()}")
+            continue
+        n = scores[route][1].n if route in scores else 0
+        if not practice:
             problems.append(f"too few held-out fixes of {route} to decide ({n} < {min_examples})")
             continue
-        before, after = scores[route]
-        if after.value <= before.value:
-            problems.append(f"{route} did not improve ({before.format()} -> {after.format()})")
+        gained = sum(1 for b, a in practice if a and not b)
+        lost = sum(1 for b, a in practice if b and not a)
+        p = sign_test_greater(gained, lost)
+        said = f"practice {route} +{gained}/-{lost} of {len(practice)} (one-sided p = {p:.3f})"
+        if gained > lost and p <= alpha:
+            gains_said.append(said)
+        else:
+            problems.append(
+                f"{route}: {n} held-out fixes (< {min_examples}) and the {said} is within noise (needs p <= {alpha})"
+            )
     for name, (before, after) in sorted(scores.items()):
         if name in targets or before.n == 0:
             continue
@@ -110,8 +148,7 @@ def decide(
             )
     if problems:
         return GateDecision(False, "; ".join(problems), lines, tuple(targets))
-    gains = ", ".join(f"{r} {scores[r][0].format()} -> {scores[r][1].format()}" for r in targets)
-    return GateDecision(True, f"improved: {gains}; no regression", lines, tuple(targets))
+    return GateDecision(True, f"improved: {', '.join(gains_said)}; no regression", lines, tuple(targets))
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -149,21 +186,38 @@ def score_examples(
     switch: PauseSwitch | None = None,
 ) -> dict[str, Rate]:
     """Per route, the share of ``examples`` the runtime (with whatever adapters are attached) fixes."""
-    passed: dict[str, int] = {}
-    total: dict[str, int] = {}
+    return rates_by_route(examples, score_outcomes(runtime, examples, max_new_tokens=max_new_tokens, switch=switch))
+
+
+def score_outcomes(
+    runtime: ModelRuntime,
+    examples: Sequence[TrainingExample],
+    *,
+    max_new_tokens: int,
+    switch: PauseSwitch | None = None,
+) -> list[bool]:
+    """Whether the runtime fixes each example, in order (greedy, the route's adapter if attached)."""
+    outcomes = []
     for example in examples:
-        route = example.route
         budget = min(max_new_tokens, runtime.token_count(example.answer) + 32)
         generation = runtime.generate(
             [dict(m) for m in example.messages],
             max_new_tokens=budget,
-            route=route,
+            route=example.route,
             stop_event=switch.event if switch else None,
         )
         if switch is not None:
             switch.raise_if_tripped()
-        total[route] = total.get(route, 0) + 1
-        passed[route] = passed.get(route, 0) + int(answer_fixes(example, generation.text))
+        outcomes.append(answer_fixes(example, generation.text))
+    return outcomes
+
+
+def rates_by_route(examples: Sequence[TrainingExample], outcomes: Sequence[bool]) -> dict[str, Rate]:
+    passed: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for example, fixed in zip(examples, outcomes, strict=True):
+        total[example.route] = total.get(example.route, 0) + 1
+        passed[example.route] = passed.get(example.route, 0) + int(fixed)
     return {route: Rate(passed[route], total[route]) for route in total}
 
 
@@ -194,6 +248,9 @@ class GateConfig:
     max_new_tokens: int = 384
     #: Scores the benchmark slices (None: the gate decides on held-out fixes and other routes alone).
     bench_scorer: BenchScorer | None = None
+    #: Score the held-out practice mutations of the user's crates (the evidence of the first nights).
+    use_practice: bool = True
+    practice_alpha: float = PRACTICE_ALPHA
 
 
 @dataclass
@@ -228,6 +285,8 @@ def evaluate_candidate(
 
     config = config or GateConfig()
     held_out = heldout_examples(settings)
+    practice = load_practice(settings) if config.use_practice else []
+    practice_outcomes: dict[str, list[bool]] = {}
     active = active_selection(settings, store)
     before_paths = [p for p in active.paths] if active else []
     after_paths = [Path(candidate.path)]
@@ -236,11 +295,15 @@ def evaluate_candidate(
 
     def run(paths: Sequence[Path], label: str) -> dict[str, Rate]:
         started = time.monotonic()
-        result: dict[str, Rate] = _with_adapters(
-            runtime,
-            paths,
-            lambda: score_examples(runtime, held_out, max_new_tokens=config.max_new_tokens, switch=switch),
-        )
+
+        def score() -> dict[str, Rate]:
+            rates = score_examples(runtime, held_out, max_new_tokens=config.max_new_tokens, switch=switch)
+            outcomes = score_outcomes(runtime, practice, max_new_tokens=config.max_new_tokens, switch=switch)
+            practice_outcomes[label] = outcomes
+            rates.update({PRACTICE_PREFIX + r: rate for r, rate in rates_by_route(practice, outcomes).items()})
+            return rates
+
+        result: dict[str, Rate] = _with_adapters(runtime, paths, score)
         for route in targets:
             if switch is not None:
                 switch.raise_if_tripped()
@@ -258,7 +321,12 @@ def evaluate_candidate(
         scores[name] = (before.get(name, Rate(0, 0)), after.get(name, Rate(0, 0)))
     for route in targets:
         scores.setdefault(route, (Rate(0, 0), Rate(0, 0)))
-    return GateResult(decide(scores, targets, min_examples=config.min_examples), seconds)
+    paired: dict[str, list[tuple[bool, bool]]] = {}
+    pairs = zip(practice, practice_outcomes["before"], practice_outcomes["after"], strict=True)
+    for example, was, now in pairs:
+        paired.setdefault(PRACTICE_PREFIX + example.route, []).append((was, now))
+    decision = decide(scores, targets, min_examples=config.min_examples, paired=paired, alpha=config.practice_alpha)
+    return GateResult(decision, seconds)
 
 
 def record_decision(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from learner.learn.examples import TrainingExample
@@ -14,6 +15,7 @@ from learner.learn.gate import (
     is_held_out,
     record_decision,
 )
+from learner.learn.practice import write_practice
 from learner.model.runtime import load_runtime
 from learner.records import SHARE_ROUTE
 from learner.stats import Rate
@@ -49,6 +51,46 @@ def test_too_few_held_out_fixes_means_no_promotion_with_the_reason() -> None:
     assert not decide({}, ["mutability"]).promote
 
 
+def _pairs(gained: int, lost: int, both: int = 0, neither: int = 0) -> list[tuple[bool, bool]]:
+    return [(False, True)] * gained + [(True, False)] * lost + [(True, True)] * both + [(False, False)] * neither
+
+
+def _practice_rates(pairs: list[tuple[bool, bool]]) -> tuple[Rate, Rate]:
+    return Rate(sum(b for b, _ in pairs), len(pairs)), Rate(sum(a for _, a in pairs), len(pairs))
+
+
+def test_without_held_out_fixes_a_practice_gain_beyond_noise_promotes() -> None:
+    pairs = _pairs(gained=6, lost=0, both=3, neither=7)
+    scores = {"mutability": (Rate(0, 1), Rate(1, 1)), "practice:mutability": _practice_rates(pairs)}
+    decision = decide(scores, ["mutability"], paired={"practice:mutability": pairs})
+    assert decision.promote, decision.reason
+    assert "practice mutability +6/-0 of 16 (one-sided p = 0.016)" in decision.reason
+
+
+def test_a_practice_gain_inside_the_noise_does_not_promote() -> None:
+    pairs = _pairs(gained=3, lost=1, neither=12)  # one-sided sign test p = 5/16
+    scores = {"practice:mutability": _practice_rates(pairs)}
+    decision = decide(scores, ["mutability"], paired={"practice:mutability": pairs})
+    assert not decision.promote
+    assert "0 held-out fixes (< 3) and the practice mutability +3/-1 of 16 (one-sided p = 0.312)" in decision.reason
+
+
+def test_the_users_own_held_out_fixes_outweigh_practice() -> None:
+    pairs = _pairs(gained=8, lost=0, neither=8)
+    scores = {"mutability": (Rate(3, 4), Rate(2, 4)), "practice:mutability": _practice_rates(pairs)}
+    decision = decide(scores, ["mutability"], paired={"practice:mutability": pairs})
+    assert not decision.promote and "mutability did not improve (75.0% (3/4)" in decision.reason
+
+
+def test_practice_of_another_route_is_a_regression_check() -> None:
+    other = _pairs(gained=0, lost=9, both=1)
+    mine = _pairs(gained=6, lost=0, neither=4)
+    scores = {"practice:mutability": _practice_rates(mine), "practice:moved-value": _practice_rates(other)}
+    paired = {"practice:mutability": mine, "practice:moved-value": other}
+    decision = decide(scores, ["mutability"], paired=paired)
+    assert not decision.promote and "practice:moved-value regressed beyond its interval" in decision.reason
+
+
 def test_held_out_split_is_deterministic_and_about_one_in_five() -> None:
     ids = [f"fix{i:04d}" for i in range(2000)]
     held = [i for i in ids if is_held_out(i)]
@@ -76,9 +118,16 @@ def test_gate_run_on_the_tiny_model_records_scores_and_decision(
         store.register_candidate("cand", route=SHARE_ROUTE, path=Path(active.path), parent_version=active.version)
         candidate = store.adapter("cand")
         runtime = load_runtime(settings)
+        practice = [
+            replace(e, source="mutation", origin=f"crate:/u/src/m{i}.rs")
+            for i, e in enumerate(heldout_examples(settings)[:2])
+        ]
+        write_practice(settings, {ROUTE: practice})
         result = evaluate_candidate(
             settings, store, runtime, candidate, [ROUTE], GateConfig(bench_limit=0, max_new_tokens=32)
         )
+        practice_line = result.decision.as_json()["scores"][f"practice:{ROUTE}"]
+        assert practice_line["before"][1] == practice_line["after"][1] == len(practice)
         held = len([r for r in heldout_examples(settings) if r.route == ROUTE])
         assert held == len([f for f in fix_ids if is_held_out(f)])
         line = result.decision.as_json()["scores"][ROUTE]

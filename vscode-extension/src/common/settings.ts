@@ -16,6 +16,7 @@ export interface ServerSettings {
     device: string;
     backend: string;
     backendModel: string;
+    backendTimeoutS: number;
     maxNewTokens: number;
     attempts: number;
     candidates: number;
@@ -64,6 +65,7 @@ const KINDS: { readonly [K in keyof ExtensionSettings]: Kind } = {
     device: 'string',
     backend: 'string',
     backendModel: 'string',
+    backendTimeoutS: 'positiveNumber',
     maxNewTokens: 'positiveInteger',
     attempts: 'positiveInteger',
     candidates: 'positiveInteger',
