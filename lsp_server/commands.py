@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,16 +115,19 @@ def last_cycle_sentence(store: Store | None) -> str:
     return describe_cycle(cycles[0].outcome, cycles[0].details)
 
 
-def learn_now(settings: Settings, store: Store | None) -> LearnStart:
+def learn_now(settings: Settings, store: Store | None, crates: Sequence[Path] = ()) -> LearnStart:
     """Start one learning cycle in a separate process; say what happened in one sentence. When it
-    is still running after :data:`LEARN_STARTUP_S`, the caller reports its end later."""
+    is still running after :data:`LEARN_STARTUP_S`, the caller reports its end later.
+
+    ``crates`` are the crates the user works in: the cycle mutates them for training and for
+    the gate's held-out practice (:mod:`learner.learn.practice`)."""
     if not settings.learning_enabled:
         return LearnStart("learning is turned off (sleepyCoder.learningEnabled = false)")
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.learner_log
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "learner", *LEARN_ARGS],
+            [sys.executable, "-m", "learner", *LEARN_ARGS, *(arg for c in crates for arg in ("--crate", str(c)))],
             env={**os.environ, SETTINGS_ENV: json.dumps(settings.as_mapping())},
             stdin=subprocess.DEVNULL,
             stdout=log_file,

@@ -619,7 +619,8 @@ class SleepyServer(LanguageServer):
         did when it ends (a message), since the answer to the command cannot wait that long."""
         from lsp_server.commands import finished_sentence, learn_now
 
-        started = await self.blocking(learn_now, self.settings, self.recorder.store)
+        crates = sorted({check.crate.root for check in self.checks.values()})
+        started = await self.blocking(learn_now, self.settings, self.recorder.store, crates)
         if started.process is not None:
             process = started.process
 

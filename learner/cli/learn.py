@@ -99,6 +99,7 @@ def learn(
             per_route=per_route,
             use_docs=not no_docs,
             gate=GateConfig(bench_scorer=benchmark_slice),
+            learn={"crates": tuple(str(c) for c in crate)} if crate else {},
         )
         try:
             results = run_daemon(settings, config, once=once)

@@ -230,9 +230,11 @@ def test_learn_now_leaves_a_long_running_learner_running_and_names_its_process(
     monkeypatch.setattr(sys, "executable", str(_fake_python(tmp_path, "exec sleep 30")))
     monkeypatch.setattr(commands, "LEARN_STARTUP_S", 0.3)
     started = time.monotonic()
-    started_learning = learn_now(settings, None)
+    started_learning = learn_now(settings, None, [tmp_path / "app"])
     answer = started_learning.message
     assert started_learning.process is not None
+    # the crates the user works in reach the learner: its curriculum and the gate's practice
+    assert list(started_learning.process.args)[-2:] == ["--crate", str(tmp_path / "app")]
     assert time.monotonic() - started < 5
     assert answer.startswith("learning started (process ") and answer.endswith(f"its log is {settings.learner_log}")
     pid = int(answer.removeprefix("learning started (process ").split(")")[0])
