@@ -76,6 +76,9 @@ class Settings:
     model: str = EMBEDDED_MODEL_ID
     #: ``cpu``, ``cuda``, ``mps`` or ``auto``.
     device: str = "cpu"
+    #: Map the model's checkpoint file copy-on-write instead of holding a private copy, so the
+    #: server and the idle learner share one copy of the weights in memory (CPU, safetensors).
+    share_weights: bool = True
     #: Where fixes are generated: ``local`` (``model`` in this process) or ``openai:<base url>``, an
     #: OpenAI-compatible server (vLLM, llama.cpp, Ollama), e.g. ``openai:http://127.0.0.1:8000/v1``.
     #: The code around each error is sent to that URL and nowhere else; the learner still trains

@@ -292,6 +292,11 @@ def load_runtime(settings: Settings, progress: Progress | None = None) -> ModelR
     except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
         raise ModelLoadError(f"could not move model {settings.model!r} to {device}: {_first_line(exc)}") from exc
     model.eval()
+    if settings.share_weights and device == "cpu" and Path(source).is_dir():
+        # One copy in memory for the server and the learner: both map the checkpoint file.
+        from learner.model.shared_weights import map_checkpoint
+
+        map_checkpoint(model, Path(source))
     if progress is not None:
         progress(f"{settings.model} is ready", 1.0)
     return ModelRuntime(settings.model, tokenizer, model, device)
