@@ -3,7 +3,7 @@
     python benchmarks/candidates_grid.py --cases ../shared/bench/sleepy_koans.jsonl \
         --cases ../shared/bench/rustc_explain.jsonl --candidates 1 4 8 --candidate-seeds 3 \
         [--model embedded:qwen2.5-coder-1.5b-instruct] [--strategy pipeline] [--attempts 1] \
-        [--answer-format item] [--json grid.json]
+        [--answer-format item] [--seeds 1 2] [--json grid.json]
 
 Each (N, seed) is one ordinary ``eval run`` recorded in the store (``eval compare`` works on
 them). The first candidate is always the greedy answer, so N = 1 is deterministic and runs once;
@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument("--strategy", default="pipeline")
     parser.add_argument("--candidates", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--candidate-seeds", type=int, default=3)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="these candidate seeds instead of 0..candidate-seeds-1"
+    )
     parser.add_argument("--attempts", type=int, default=1)
     parser.add_argument("--answer-format", default=None)
     parser.add_argument("--rustc-run", type=int, default=None, help="a recorded rustc run on the same cases")
@@ -96,7 +99,8 @@ def main() -> None:
         rustc_fails = {case for case, ok in passed_by_case(store, rustc_run).items() if not ok}
         reference: int | None = None
         for n in args.candidates:
-            for seed in range(1 if n == 1 else args.candidate_seeds):
+            seeds = args.seeds if args.seeds is not None else list(range(args.candidate_seeds))
+            for seed in [0] if n == 1 else seeds:
                 run_settings = replace(settings, candidates=n, candidate_seed=seed)
                 result = run_eval(
                     case_set,
