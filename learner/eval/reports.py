@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from learner.eval.continual import average_accuracy, average_forgetting, continual_runs
+from learner.eval.learning_curve import CurvePoint, learning_curves
 from learner.eval.runner import samples_from_results
 from learner.eval.tables import run_rows, to_markdown
 from learner.stats import Rate, summarise, wilson_interval
@@ -195,6 +196,34 @@ def plot_progress(points: Sequence[tuple[str, float]], baseline: tuple[str, Rate
     plt.close(fig)
 
 
+def plot_learning_curves(curves: dict[str, list[CurvePoint]], path: Path) -> None:
+    """Per route, each night's candidate score with its 95% interval; filled markers were promoted."""
+    plt = _pyplot()
+    nights = sorted({(p.when, p.version) for points in curves.values() for p in points})
+    position = {version: i + 1 for i, (_, version) in enumerate(nights)}
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(nights) + 3), 4.5))
+    for route, points in sorted(curves.items()):
+        xs = [position[p.version] for p in points]
+        ys = [100 * p.after.value for p in points]
+        low = [100 * (p.after.value - p.after.interval[0]) for p in points]
+        high = [100 * (p.after.interval[1] - p.after.value) for p in points]
+        line = ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=route)
+        colour = line.lines[0].get_color()
+        ax.scatter([xs[0] - 0.5], [100 * points[0].before.value], marker="s", color=colour, zorder=3)
+        rejected = [(x, y) for x, y, p in zip(xs, ys, points, strict=True) if not p.promoted]
+        if rejected:
+            ax.scatter(*zip(*rejected, strict=True), marker="o", facecolor="white", edgecolor=colour, zorder=4)
+    ax.set_xticks(range(1, len(nights) + 1), [f"{v}\n{w:%m-%d}" for w, v in nights], fontsize=7)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("night (candidate)")
+    ax.set_ylabel("fixed (%): held-out fixes, else practice")
+    ax.set_title("Learning curve: square = before; filled = promoted, hollow = rejected", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _curve(value: Any) -> list[float]:
     if isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
         return [float(v) for v in value]
@@ -335,6 +364,21 @@ def write_report(store: Store, out_dir: Path) -> Report:
         report.notes.append("progress plot omitted: no learner cycle or adapter has recorded an evaluated pass rate")
 
     adapters = store.adapters()
+    nightly = learning_curves(adapters)
+    if nightly:
+        plot_learning_curves(nightly, out_dir / "learning_curve.png")
+        report.files.append(out_dir / "learning_curve.png")
+        md += ["## Learning curve", "", "Each night's candidate on the gate's evidence, per route.", ""]
+        md += ["![learning curve](learning_curve.png)", ""]
+        for route, route_points in sorted(nightly.items()):
+            said = "; ".join(
+                f"{p.version} {p.after.format()} on {p.evidence}{', promoted' if p.promoted else ''}"
+                for p in route_points
+            )
+            md.append(f"- {route}: before {route_points[0].before.format()}; {said}")
+        md.append("")
+    else:
+        report.notes.append("learning curve omitted: no candidate has been through the gate yet")
     with_loss = [(a, curves) for a in adapters if (curves := loss_curves(a))]
     if with_loss:
         plot_training(with_loss, out_dir / "training.png")

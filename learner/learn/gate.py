@@ -38,7 +38,7 @@ from learner.fix.prompt import FixPrompt, PromptRegion, parse_answer
 from learner.learn.curriculum import store_examples
 from learner.learn.examples import TrainingExample
 from learner.learn.idle import PauseSwitch
-from learner.learn.practice import load_practice
+from learner.learn.practice import PRACTICE_PREFIX, load_practice
 from learner.model.adapters import RoutedAdapters, load_adapter_set
 from learner.model.hotswap import active_selection
 from learner.rust.items import Region, collapse_ws
@@ -54,8 +54,6 @@ HELDOUT_BUCKETS = 5
 #: Fewer held-out fixes of a target route than this and the gate will not decide in its favour.
 MIN_HELDOUT = 3
 BENCH_PREFIX = "bench:"
-#: Score lines of the held-out practice mutations of the user's crates (:mod:`learner.learn.practice`).
-PRACTICE_PREFIX = "practice:"
 #: How unlikely a practice gain must be under "no difference" for the gate to believe it.
 PRACTICE_ALPHA = 0.05
 

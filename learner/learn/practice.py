@@ -25,6 +25,8 @@ from learner.config import Settings
 from learner.files import JsonLinesError, read_jsonl, write_atomic
 from learner.learn.examples import ExampleFormatError, TrainingExample
 
+#: The gate's score lines of practice mutations are named ``practice:<route>``.
+PRACTICE_PREFIX = "practice:"
 #: One item in this many of the user's crates is practice.
 PRACTICE_BUCKETS = 5
 #: Practice examples kept per route (enough to separate a real gain from noise; scoring costs time).
