@@ -89,6 +89,9 @@ class Settings:
     backend_model: str = ""
     #: Seconds one request to the server may take; past it, that fix falls back to rustc's suggestions.
     backend_timeout_s: float = 60.0
+    #: After each promotion, the idle learner makes the backend server serve the new routes
+    #: (``adapters publish``); the server must see this data folder's ``served/`` at the same path.
+    publish_adapters: bool = False
     max_new_tokens: int = 384
     #: How many model attempts per error, each seeing the compiler's answer to the last one.
     attempts: int = 3

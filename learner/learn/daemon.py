@@ -441,7 +441,22 @@ class Learner:
         _test_pause("promotion")
         record_decision(store, candidate, result, self.settings.model)
         log.info("gate on %s: %s", candidate.version, result.decision.reason)
+        if result.decision.promote and self.settings.uses_remote_backend and self.settings.publish_adapters:
+            details["published"] = self._publish(store, runtime)
+            store.update_cycle(cycle_id, details=details)
         return "promoted" if result.decision.promote else "rejected"
+
+    def _publish(self, store: Store, runtime: Any) -> dict[str, Any]:
+        """Keep the backend server's adapters in step with the promotion; a failure is logged and
+        recorded, never a failed cycle (the laptop's own adapters are already promoted)."""
+        from learner.model.serving import publish_active
+
+        try:
+            report = publish_active(self.settings, store, runtime.model)
+        except SleepyCoderError as exc:
+            log.warning("could not publish the promoted adapters to %s: %s", self.settings.backend, exc)
+            return {"error": str(exc)}
+        return {"loaded": report.loaded, "unloaded": report.unloaded, "unchanged": report.unchanged}
 
 
 def _last_details(

@@ -183,6 +183,19 @@ def publish(
     return report
 
 
+def publish_active(settings: Settings, store: Store, model: Any) -> PublishReport:
+    """Export the active routes and make the backend server (``settings.backend``) serve exactly them.
+
+    What the idle learner does after a promotion when ``publish_adapters`` is on: the server must
+    see ``settings.served_dir`` at the same path (the same machine, or a shared folder).
+    """
+    from learner.model.remote import backend_url
+
+    url = backend_url(settings.backend)
+    exported = export_active_routes(settings, store, settings.served_dir, model)
+    return publish(url, {e.route: e.path for e in exported}, timeout_s=settings.backend_timeout_s)
+
+
 def _served_adapters(http: httpx.Client, url: str) -> dict[str, str]:
     """The adapters the server has loaded: name -> the folder it loaded (vLLM's ``root``)."""
     try:

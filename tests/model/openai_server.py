@@ -24,6 +24,8 @@ class OpenAITestServer:
         self.runtime = runtime
         self.base = base
         self.routes = set(routes)
+        #: The folder each adapter was loaded from (vLLM's ``root``), for the publish tests.
+        self.roots: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []
         server = self
 
@@ -36,13 +38,16 @@ class OpenAITestServer:
                     return self._json(404, {"error": {"message": f"no route {self.path}"}})
                 data = [{"id": server.base, "object": "model", "parent": None}]
                 data += [
-                    {"id": r, "object": "model", "parent": server.base, "root": f"/adapters/{r}"} for r in server.routes
+                    {"id": r, "object": "model", "parent": server.base, "root": server.roots.get(r, f"/adapters/{r}")}
+                    for r in server.routes
                 ]
                 self._json(200, {"object": "list", "data": data})
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 server.requests.append(body)
+                if self.path in ("/v1/load_lora_adapter", "/v1/unload_lora_adapter"):
+                    return self._adapters(body)
                 model = body.get("model")
                 if model != server.base and model not in server.routes:
                     return self._json(404, {"error": {"message": f"The model `{model}` does not exist."}})
@@ -69,6 +74,23 @@ class OpenAITestServer:
                         chunk = {"choices": [{"index": index, "delta": {"content": piece}, "finish_reason": None}]}
                         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
+
+            def _adapters(self, body: dict[str, Any]) -> None:
+                """vLLM's runtime adapter endpoints (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)."""
+                name = body.get("lora_name")
+                if self.path.endswith("/load_lora_adapter"):
+                    if name in server.routes:
+                        return self._json(
+                            400, {"error": {"message": f"The lora adapter '{name}' has already been loaded."}}
+                        )
+                    server.routes.add(name)
+                    server.roots[name] = body["lora_path"]
+                elif name in server.routes:
+                    server.routes.discard(name)
+                    server.roots.pop(name, None)
+                else:
+                    return self._json(404, {"error": {"message": f"The lora adapter '{name}' cannot be found."}})
+                self._json(200, {"ok": True})
 
             def _json(self, status: int, payload: Any) -> None:
                 data = json.dumps(payload).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,15 @@ from learner.model.serving import (
     ServingError,
     export_active_routes,
     max_lora_rank,
+    publish,
+    publish_active,
     shell_line,
     vllm_command,
 )
 from learner.records import SHARE_ROUTE
 from learner.share import ShareAdapters, ShareConfig, lora_factors_from_peft
 from learner.store import Store
+from tests.model.openai_server import OpenAITestServer
 from tests.tiny_model import tiny_model_dir  # noqa: F401  (fixture)
 
 
@@ -48,28 +52,37 @@ def test_vllm_lora_rank_is_the_smallest_it_accepts() -> None:
         max_lora_rank([1024])
 
 
-def test_every_active_route_is_exported_as_a_peft_folder_once(settings: Settings, tiny_model_dir: Path) -> None:  # noqa: F811
-    from peft import PeftModel
-
-    runtime = load_runtime(Settings(model=str(tiny_model_dir)))
-    model = runtime.model
+def register_share_set(settings: Settings, model: torch.nn.Module, routes: tuple[str, ...]) -> Path:
+    """An active Share set of ``routes`` (random LoRA factors on q/v) in the store, as a promotion leaves it."""
     generator = torch.Generator().manual_seed(0)
-    routes = {}
-    for route in ("moved-value", "mutability"):
-        factors = {}
+    factors = {}
+    for route in routes:
+        per_module = {}
         for name, module in model.named_modules():
             if name.endswith(("q_proj", "v_proj")):
                 out_f, in_f = module.weight.shape
-                factors[name] = (torch.randn(out_f, 8, generator=generator), torch.randn(8, in_f, generator=generator))
-        routes[route] = factors
-    adapters = ShareAdapters.from_lora(model, routes, ShareConfig(base_model=settings.model))
+                per_module[name] = (
+                    torch.randn(out_f, 8, generator=generator),
+                    torch.randn(8, in_f, generator=generator),
+                )
+        factors[route] = per_module
+    adapters = ShareAdapters.from_lora(model, factors, ShareConfig(base_model=settings.model))
     folder = adapters.save(settings.adapters_dir / "share-v1")
     adapters.detach()
-    settings = Settings.from_mapping({"model": settings.model}, base=settings)
     with Store.open(settings) as store:
         store.register_candidate("share-v1", route=SHARE_ROUTE, path=folder, base_model=settings.model)
         store.register_candidate("share-v0", route="naive-lora", path=folder, base_model=settings.model)
         store.promote("share-v1")
+    return folder
+
+
+def test_every_active_route_is_exported_as_a_peft_folder_once(settings: Settings, tiny_model_dir: Path) -> None:  # noqa: F811
+    from peft import PeftModel
+
+    model = load_runtime(Settings(model=str(tiny_model_dir))).model
+    routes = ("moved-value", "mutability")
+    register_share_set(settings, model, routes)
+    with Store.open(settings) as store:
         exported = export_active_routes(settings, store, settings.served_dir, model)
         again = export_active_routes(settings, store, settings.served_dir, model)
     assert [(e.route, e.version, e.rank) for e in exported] == [
@@ -80,3 +93,21 @@ def test_every_active_route_is_exported_as_a_peft_folder_once(settings: Settings
     assert again == exported
     peft_model = PeftModel.from_pretrained(model, str(exported[0].path))
     assert lora_factors_from_peft(peft_model)  # a standard PEFT LoRA folder, loadable as such
+
+
+def test_publish_makes_the_server_serve_exactly_the_active_routes(settings: Settings, tiny_model_dir: Path) -> None:  # noqa: F811
+    runtime = load_runtime(Settings(model=str(tiny_model_dir)))
+    register_share_set(settings, runtime.model, ("moved-value", "mutability"))
+    with OpenAITestServer(runtime, routes=("moved-value", "retired-route")) as server:
+        server.roots["moved-value"] = "/old/moved-value-share-v0"
+        remote = replace(settings, backend=f"openai:{server.url}", publish_adapters=True)
+        with Store.open(remote) as store:
+            report = publish_active(remote, store, runtime.model)
+            again = publish_active(remote, store, runtime.model)
+        assert report.unloaded == ["retired-route"]
+        assert report.loaded == ["moved-value", "mutability"]  # a new version replaces the old folder
+        assert server.routes == {"moved-value", "mutability"}
+        assert server.roots["mutability"] == str(remote.served_dir / "mutability-share-v1")
+        assert again.unchanged == ["moved-value", "mutability"] and not again.loaded
+    with pytest.raises(ServingError, match="cannot list the models"):
+        publish(server.url, {})  # the server is gone
