@@ -36,6 +36,7 @@ local KNOWN_SETTINGS = {
   backend = 'string',
   backendModel = 'string',
   backendTimeoutS = 'number',
+  publishAdapters = 'boolean',
   maxNewTokens = 'number',
   attempts = 'number',
   candidates = 'number',

@@ -17,6 +17,7 @@ export interface ServerSettings {
     backend: string;
     backendModel: string;
     backendTimeoutS: number;
+    publishAdapters: boolean;
     maxNewTokens: number;
     attempts: number;
     candidates: number;
@@ -66,6 +67,7 @@ const KINDS: { readonly [K in keyof ExtensionSettings]: Kind } = {
     backend: 'string',
     backendModel: 'string',
     backendTimeoutS: 'positiveNumber',
+    publishAdapters: 'boolean',
     maxNewTokens: 'positiveInteger',
     attempts: 'positiveInteger',
     candidates: 'positiveInteger',
