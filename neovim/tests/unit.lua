@@ -37,7 +37,7 @@ test('opts.python changes the interpreter and opts.cmd replaces the whole comman
 end)
 
 test('a misspelt setting is refused with the list of known names', function()
-  errors_with('unknown setting "maxTokens" %(known: attempts, backgroundFixes, candidates, cargoNetwork, device', function()
+  errors_with('unknown setting "maxTokens" %(known: attempts, backend, backendModel, backendTimeoutS, backgroundFixes, candidates, cargoNetwork, device', function()
     sc.resolve_options({ settings = { maxTokens = 10 } })
   end)
 end)
