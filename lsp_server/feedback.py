@@ -1,5 +1,5 @@
 """What the user did with a fix after applying it: kept it (``accepted``), changed it
-(``edited``) or undid it (``reverted``).
+(``edited``) or undid it (``reverted``); and what they wrote instead of a fix they turned down.
 
 After an accept the watcher follows exactly the ranges the fix changed, in every file it changed
 (a derive added to another file included), plus the enclosing items around them. Each later
@@ -13,6 +13,12 @@ Decisions:
 - ``edited`` when a touched range differs from what the fix put there and a check of the crate
   shows no error in the enclosing items: the final text of the ranges and of the items is kept;
 - otherwise the accept stands: the watch ends quietly when its window closes untouched.
+
+A *rejected* offer's error item is watched the same way (:func:`item_files`): when the user then
+fixes the error by hand and a check shows that item free of errors, the rejection becomes
+``edited`` with the item as the user wrote it, the most valuable example there is (the fix the
+model should have offered). One such watch per error (the last offer rejected), dropped when the
+user accepts another offer for the error instead.
 
 Changes arrive as LSP ``didChange`` content changes (ranges in the negotiated position
 encoding, applied in order); a full-text change, or a file that is not open in the editor and
@@ -89,6 +95,8 @@ class Watch:
     #: The offer's regions in order: ``(file index, region index)`` of a watched region, or the
     #: region's text after the fix where the fix did not change that file (the error's own item).
     region_order: list[tuple[int, int] | str] = field(default_factory=list)
+    #: A rejected offer's item, watched for the user's own fix (nothing was applied to revert).
+    rewrite: bool = False
 
     def file(self, uri: str) -> WatchedFile | None:
         return next((f for f in self.files if f.uri == uri), None)
@@ -221,6 +229,28 @@ def watched_files(
     return files, order
 
 
+def item_files(
+    offer: Offer, uri_of: Callable[[str], str], text_of: Callable[[str, str], str | None]
+) -> tuple[list[WatchedFile], list[tuple[int, int] | str]]:
+    """What to watch once ``offer`` is rejected: the error's own item, as it was checked, followed
+    to the file's current text (the whole item is the watched range: any edit in it counts)."""
+    primary = offer.primary
+    data = offer.sources.get(primary.file) if primary is not None else None
+    if primary is None or data is None:
+        return [], []
+    text = data.decode("utf-8", "replace")
+    start, end = char_index(data, primary.byte_start), char_index(data, primary.byte_end)
+    item = text[start:end]
+    uri = uri_of(primary.file)
+    watched = WatchedFile(uri, primary.file, text, text, [Tracked(start, end, item, item)], [Tracked(start, end)])
+    current = text_of(uri, primary.file)
+    if current is not None and current != text:
+        _replay(watched, (), current, "utf-32")
+    if watched.edit_texts() != [item]:
+        return [], []  # the item changed since it was checked (another fix applied): not the user's own
+    return [watched], [(0, 0)]
+
+
 def _replay(watched: WatchedFile, changes: Iterable[TextChange], new_text: str, encoding: str) -> bool:
     """Apply ``changes`` to the watched file's ranges; True if any touched an edited range.
 
@@ -272,6 +302,8 @@ class FeedbackTracker:
         self._shown: set[str] = set()
         self._decided: set[str] = set()
         self._watches: dict[str, Watch] = {}
+        #: error key -> the rejected offer whose item is watched for the user's own fix.
+        self._rewrites: dict[str, str] = {}
 
     def shown(self, offer_id: str) -> bool:
         """Note that ``offer_id`` was shown; True the first time (start its ignore timer then)."""
@@ -290,9 +322,31 @@ class FeedbackTracker:
     def decided(self, offer_id: str) -> None:
         self._decided.add(offer_id)
 
-    def rejected(self, offer_id: str) -> None:
+    def rejected(
+        self,
+        offer_id: str,
+        files: list[WatchedFile] | None = None,
+        region_order: list[tuple[int, int] | str] | None = None,
+        error_key: str | None = None,
+    ) -> Watch | None:
+        """Note a rejection; with ``files`` (:func:`item_files`), watch the error's item for the
+        user's own fix. A later rejection for the same ``error_key`` takes the watch over."""
         self._decided.add(offer_id)
         self._watches.pop(offer_id, None)
+        if not files:
+            return None
+        if error_key is not None:
+            self.drop_rewrite(error_key)
+            self._rewrites[error_key] = offer_id
+        watch = Watch(offer_id, files, region_order=region_order or [], rewrite=True)
+        self._watches[offer_id] = watch
+        return watch
+
+    def drop_rewrite(self, error_key: str) -> None:
+        """Stop waiting for a hand-written fix of this error (the user took another offer)."""
+        previous = self._rewrites.pop(error_key, None)
+        if previous is not None:
+            self._watches.pop(previous, None)
 
     def accepted(self, offer_id: str, files: list[WatchedFile], region_order: list[tuple[int, int] | str]) -> Watch:
         """Start watching an applied fix. A file whose current text does not show the fix yet waits
@@ -324,6 +378,8 @@ class FeedbackTracker:
             watched = watch.file(uri)
             assert watched is not None
             watch.touched |= _replay(watched, changes, text, encoding)
+            if watch.rewrite:
+                continue  # nothing was applied, so nothing to revert: only a clean check decides
             if watch.touched and all(f.active for f in watch.files) and watch.is_original():
                 outcomes.append(Outcome(watch.offer_id, "reverted"))
                 del self._watches[watch.offer_id]
@@ -342,7 +398,7 @@ class FeedbackTracker:
                 continue
             if any(_overlaps(f.regions or f.edits, errors.get(f.uri, ())) for f in watch.files):
                 continue
-            if watch.is_applied():
+            if watch.is_applied():  # a rejected item typed back as it was: still waiting
                 watch.touched = False  # changed and changed back: still the fix as applied
                 if watch.window_closed:
                     del self._watches[watch.offer_id]
@@ -352,6 +408,7 @@ class FeedbackTracker:
             else:
                 outcomes.append(Outcome(watch.offer_id, "edited", _final_code(watch), _kept(watch)))
             del self._watches[watch.offer_id]
+            self._rewrites = {k: v for k, v in self._rewrites.items() if v != watch.offer_id}
         return outcomes
 
     def window_closed(self, offer_id: str) -> None:
@@ -369,6 +426,7 @@ class FeedbackTracker:
         self._shown.clear()
         self._decided.clear()
         self._watches.clear()
+        self._rewrites.clear()
 
 
 def _unapplied(watched: WatchedFile) -> str:

@@ -45,7 +45,7 @@ from learner.store import AdapterVersion, StoreError
 from lsp_server import convert
 from lsp_server.adapters import active_map, attach_active, change_between
 from lsp_server.analysis import CrateCheck, OpenDocument, check_crate, model_fix, verify_rustc
-from lsp_server.feedback import FeedbackTracker, Outcome, TextChange, offset_at, watched_files
+from lsp_server.feedback import FeedbackTracker, Outcome, TextChange, item_files, offset_at, watched_files
 from lsp_server.fixes import ErrorOffers, FixRegistry, ModelResult, Offer, ShownOffer
 from lsp_server.recorder import Recorder
 
@@ -582,6 +582,7 @@ class SleepyServer(LanguageServer):
         shown = self._shown_offer(offer_id)
         offer = shown.offer
         recorded = await self._written(self.recorder.outcome(shown, "accepted"))
+        self.feedback.drop_rewrite(offer.diagnostic.key)  # another offer was turned down for this error
         files, order = watched_files(
             offer, lambda rel: self.uri_for(offer.root / rel), lambda uri, rel: self._file_text(uri, offer.root, rel)
         )
@@ -595,8 +596,14 @@ class SleepyServer(LanguageServer):
     async def reject(self, offer_id: str) -> dict[str, Any]:
         """``sleepy-coder.reject``: record that the user turned this offer down."""
         shown = self._shown_offer(offer_id)
+        offer = shown.offer
         recorded = await self._written(self.recorder.outcome(shown, "rejected"))
-        self.feedback.rejected(offer_id)
+        # Watch the error's item: if the user then fixes it by hand, their code is what they kept.
+        files, order = item_files(
+            offer, lambda rel: self.uri_for(offer.root / rel), lambda uri, rel: self._file_text(uri, offer.root, rel)
+        )
+        if self.feedback.rejected(offer_id, files, order, offer.diagnostic.key) is not None:
+            asyncio.get_running_loop().call_later(self.settings.edit_window_s, self.feedback.window_closed, offer_id)
         return _decision(shown, "rejected", recorded)
 
     def explain(self, reason: str) -> str:

@@ -193,6 +193,31 @@ async def test_shown_fix_is_ignored_after_timeout_and_rejection_is_recorded(tmp_
         await stop(client)
 
 
+async def test_a_fix_turned_down_and_then_written_by_hand_records_the_users_code(tmp_path: Path) -> None:
+    crate = make_crate(tmp_path / "byhand", {"src/main.rs": MOVED_VALUE_BIN})
+    client, _ = await start(crate, "visual-studio-code", {"modelEnabled": False})
+    try:
+        main = crate / "src" / "main.rs"
+        uri = open_file(client, main)
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0382"))
+        actions = await wait_until(lambda: _with_rustc(client, uri, diag))
+        [reject] = _by_title(actions, "Reject this fix (sleepy-coder)")
+        offer_id = reject.command.arguments[0]
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=reject.command.command, arguments=list(reject.command.arguments))
+        )
+        # The user's own fix, not the one offered (rustc suggests `.clone()`): borrow instead.
+        mine = MOVED_VALUE_BIN.replace("let t = s;", "let t = &s;")
+        save_file(client, main, mine, version=2)
+        with open_store() as store:
+            outcome = await wait_until(lambda: (o := store.outcome(offer_id)) is not None and o.kind == "edited" and o)
+            [fix] = [f for f in store.accepted_fixes() if f.offer_id == offer_id]
+        assert "let t = &s;" in outcome.final_code and outcome.final_code.startswith("fn main()")
+        assert "let t = &s;" in fix.target and fix.edited, "the learner trains on the code the user wrote"
+    finally:
+        await stop(client)
+
+
 async def test_model_that_cannot_load_still_serves_rustc_fixes(tmp_path: Path) -> None:
     crate = make_crate(tmp_path / "nomodel", {"src/main.rs": MOVED_VALUE_BIN})
     client, _ = await start(crate, "visual-studio-code", {"model": str(tmp_path / "no-such-model")})

@@ -11,6 +11,7 @@ from lsp_server.feedback import (
     TextChange,
     Tracked,
     changed_span,
+    item_files,
     layout,
     offset_at,
     shift,
@@ -207,3 +208,47 @@ def test_ignore_timer_does_not_override_a_decision() -> None:
     tracker.rejected("a")
     assert not tracker.ignored("a")
     assert tracker.shown("b") and tracker.ignored("b")
+
+
+def _reject(tracker: FeedbackTracker, offer: Offer, text: str, offer_id: str = "r1") -> bool:
+    files, order = item_files(offer, lambda rel: f"file:///c/{rel}", lambda uri, rel: text)
+    return tracker.rejected(offer_id, files, order, error_key="E0382@main") is not None
+
+
+def test_a_rejected_fix_then_written_by_hand_is_the_users_own_fix() -> None:
+    tracker = FeedbackTracker()
+    offer, _ = _clone_fix()
+    assert _reject(tracker, offer, MAIN)
+    uri = "file:///c/src/main.rs"
+    mine = MAIN.replace('println!("{s}");', 'println!("{t}");')
+    assert _replace(tracker, uri, '"{s}"', '"{t}"', MAIN, mine) == [], "an edit is not yet a fix"
+    assert tracker.crate_checked({uri: MAIN}, {uri: []}) == [], "not from a check of the old text"
+    [outcome] = tracker.crate_checked({uri: mine}, {uri: []})
+    assert (outcome.offer_id, outcome.kind) == ("r1", "edited")
+    assert outcome.final_code == 'fn main() {\n    let s = String::new();\n    let t = s;\n    println!("{t}");\n}\n'
+    assert tracker.watching() == []
+
+
+def test_a_rejection_typed_back_or_left_alone_stays_a_rejection() -> None:
+    tracker = FeedbackTracker()
+    offer, _ = _clone_fix()
+    _reject(tracker, offer, MAIN)
+    uri = "file:///c/src/main.rs"
+    typo = MAIN.replace("let t = s;", "let t = s;;")
+    assert _replace(tracker, uri, "s;", "s;;", MAIN, typo) == []
+    assert _replace(tracker, uri, "s;;", "s;", typo, MAIN) == [], "typed back: never 'reverted'"
+    assert tracker.crate_checked({uri: MAIN}, {uri: []}) == []
+    tracker.window_closed("r1")
+    assert tracker.watching() == []
+
+
+def test_one_hand_fix_per_error_and_none_when_another_offer_is_taken() -> None:
+    tracker = FeedbackTracker()
+    offer, fixed = _clone_fix()
+    _reject(tracker, offer, MAIN, "r1")
+    _reject(tracker, offer, MAIN, "r2")  # a second offer for the same error turned down
+    assert [w.offer_id for w in tracker.watching()] == ["r2"]
+    tracker.drop_rewrite("E0382@main")  # ... and then the user accepted a third one
+    assert tracker.watching() == []
+    # Rejected after another fix was already applied to the item: that code is not the user's own.
+    assert not _reject(tracker, offer, fixed, "r3")
