@@ -283,6 +283,54 @@ def _drop_field(data: bytes, root: Node) -> Iterator[Mutation]:
             yield Mutation("drop-field", start, end, b"")
 
 
+def _drop_import(data: bytes, root: Node) -> Iterator[Mutation]:
+    """Delete a (non-``pub``) ``use`` declaration: the import a programmer forgot (E0433, E0412, E0425)."""
+    for node in _walk(root):
+        if node.type != "use_declaration" or any(c.type == "visibility_modifier" for c in node.children):
+            continue
+        end = node.end_byte + (1 if data[node.end_byte : node.end_byte + 1] == b"\n" else 0)
+        yield Mutation("drop-import", node.start_byte, end, b"")
+
+
+#: An annotation changed to a type a programmer easily confuses it with.
+_CONFUSED_TYPES = {
+    b"usize": b"u32",
+    b"u32": b"usize",
+    b"u64": b"u32",
+    b"i64": b"i32",
+    b"i32": b"i64",
+    b"u8": b"char",
+    b"f64": b"f32",
+    b"String": b"&str",
+}
+
+
+def _wrong_annotation(data: bytes, root: Node) -> Iterator[Mutation]:
+    """``let n: usize = v.len()`` -> ``let n: u32 = ...``: a wrong type annotation (E0308)."""
+    for node in _walk(root):
+        if node.type != "let_declaration":
+            continue
+        annotation, value = node.child_by_field_name("type"), node.child_by_field_name("value")
+        if annotation is None or value is None or value.type in ("integer_literal", "float_literal"):
+            continue  # a literal takes whatever type it is annotated with
+        confused = _CONFUSED_TYPES.get(_text(annotation))
+        if confused is not None:
+            yield Mutation("wrong-annotation", annotation.start_byte, annotation.end_byte, confused)
+
+
+def _borrowed_field(data: bytes, root: Node) -> Iterator[Mutation]:
+    """A ``String`` field of a struct without lifetimes declared ``&str``: a reference field without a
+    lifetime (E0106)."""
+    for node in _walk(root):
+        if node.type != "struct_item" or node.child_by_field_name("type_parameters") is not None:
+            continue
+        body = node.child_by_field_name("body")
+        for field in body.named_children if body is not None else ():
+            kind = field.child_by_field_name("type") if field.type == "field_declaration" else None
+            if kind is not None and _text(kind) == b"String":
+                yield Mutation("borrowed-field", kind.start_byte, kind.end_byte, b"&str")
+
+
 OPERATORS: tuple[Operator, ...] = (
     Operator("drop-mut", ("mutability",), _drop_mut),
     Operator("drop-clone", ("moved-value", "borrow-conflict"), _drop_method("drop-clone", (b"clone",))),
@@ -298,6 +346,10 @@ OPERATORS: tuple[Operator, ...] = (
     Operator("unit-return", ("trait-bound",), _unit_return),
     Operator("misspell", ("unresolved-name",), _misspell),
     Operator("drop-field", ("struct-fields",), _drop_field),
+    # Human-shaped mistakes: a forgotten import, a wrong annotation, a borrowed field without a lifetime.
+    Operator("drop-import", ("unresolved-name",), _drop_import),
+    Operator("wrong-annotation", ("mismatched-types",), _wrong_annotation),
+    Operator("borrowed-field", ("missing-lifetime",), _borrowed_field),
 )
 OPERATOR_BY_NAME = {op.name: op for op in OPERATORS}
 

@@ -160,6 +160,14 @@ def test_misspell_drops_the_middle_letter_of_each_long_ascii_name_once() -> None
     assert first.start == data.index(b"total)")
 
 
+def test_human_shaped_operators_break_an_import_an_annotation_and_a_field() -> None:
+    data = b"use std::fmt;\npub use std::io;\nstruct S<'a> { a: String, b: &'a str }\nstruct T { n: String }\n"
+    data += b"fn f(v: &[u8]) { let n: usize = v.len(); let k: usize = 3; let s: String = g(); }\n"
+    assert _proposed("drop-import", data) == [(b"use std::fmt;\n", b"")]  # a pub re-export is API, kept
+    assert _proposed("wrong-annotation", data) == [(b"usize", b"u32"), (b"String", b"&str")]  # not on a literal
+    assert _proposed("borrowed-field", data) == [(b"String", b"&str")]  # only where no lifetime is declared
+
+
 def test_drop_field_removes_one_field_of_a_complete_struct_literal() -> None:
     data = b"fn f(b: i32) { let p = P { a: 1, b }; let q = P { a: 2, ..p }; let r = Q { only: 1 }; }"
     assert _proposed("drop-field", data) == [(b"a: 1, ", b""), (b", b", b"")]
@@ -223,6 +231,12 @@ _PROGRAMS: dict[str, bytes] = {
     "misspell": b'fn main() {\n    let total = 3;\n    let doubled = total * 2;\n    println!("{}", doubled);\n}\n',
     "drop-field": b"struct Point {\n    x: i32,\n    y: i32,\n}\n\nfn main() {\n"
     b'    let p = Point { x: 1, y: 2 };\n    println!("{}", p.x + p.y);\n}\n',
+    "drop-import": b"use std::collections::HashMap;\n\nfn main() {\n    let mut seen = HashMap::new();\n"
+    b'    seen.insert(1, "one");\n    println!("{}", seen.len());\n}\n',
+    "wrong-annotation": b"fn main() {\n    let items = vec![1, 2, 3];\n    let count: usize = items.len();\n"
+    b'    println!("{}", count);\n}\n',
+    "borrowed-field": b"struct User {\n    name: String,\n    age: u8,\n}\n\nfn main() {\n"
+    b'    let u = User { name: String::from("a"), age: 3 };\n    println!("{} {}", u.name, u.age);\n}\n',
 }
 
 #: The code rustc reports first for the mutant, as each operator's docstring promises.
@@ -237,6 +251,9 @@ _EXPECTED_CODE = {
     "unit-return": "E0277",
     "misspell": "E0425",
     "drop-field": "E0063",
+    "drop-import": "E0433",
+    "wrong-annotation": "E0308",
+    "borrowed-field": "E0106",
 }
 
 
