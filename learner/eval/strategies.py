@@ -232,6 +232,18 @@ class SearchReplacePipelineStrategy(PipelineStrategy):
     answer_format = "search-replace"
 
 
+class LineRangeHintsStrategy(ModelHintsStrategy):
+    """``model+hints`` with the regions numbered and the answer naming the line ranges it replaces."""
+
+    answer_format = "line-range"
+
+
+class LineRangePipelineStrategy(PipelineStrategy):
+    """``pipeline`` with the model asked for line-range replacements."""
+
+    answer_format = "line-range"
+
+
 class RoutedStrategy(ModelStrategy):
     """The route's own adapter (the product's configuration)."""
 
@@ -285,6 +297,8 @@ register_strategy(
     "model+hints+search-replace", lambda ctx: SearchReplaceHintsStrategy(ctx, "model+hints+search-replace")
 )
 register_strategy("pipeline+search-replace", lambda ctx: SearchReplacePipelineStrategy(ctx, "pipeline+search-replace"))
+register_strategy("model+hints+line-range", lambda ctx: LineRangeHintsStrategy(ctx, "model+hints+line-range"))
+register_strategy("pipeline+line-range", lambda ctx: LineRangePipelineStrategy(ctx, "pipeline+line-range"))
 register_strategy("routed", lambda ctx: RoutedStrategy(ctx, "routed"))
 register_strategy("averaged", lambda ctx: AveragedStrategy(ctx, "averaged"))
 register_strategy(NAIVE_LORA_ROUTE, lambda ctx: NaiveLoraStrategy(ctx, NAIVE_LORA_ROUTE))

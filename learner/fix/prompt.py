@@ -9,8 +9,9 @@ missing derive is fixed on the type's definition wherever it lives.
 
 How the model answers is an :class:`AnswerFormat`, chosen by name (``settings.answer_format``,
 or a strategy's own): ``item`` (above: the corrected regions, what the adapters are trained on)
-or ``search-replace`` (blocks naming only the lines that change, matched back into the regions
-exactly or line by line ignoring indentation). Both end as edits of whole regions, so the
+``search-replace`` (blocks naming only the lines that change, matched back into the regions
+exactly or line by line ignoring indentation), or ``line-range`` (the regions shown with line
+numbers, the answer naming the ranges it replaces). All end as edits of whole regions, so the
 verifier, the ranking and the editor see one kind of edit whatever the format.
 
 The shape was chosen on our own data, never on benchmark cases. Qwen2.5-Coder-0.5B echoed its
@@ -53,6 +54,8 @@ class PromptRegion:
     region: Region
     text: str
     shown: str = ""
+    #: The file's line number of the region's first line (what rustc's rendered error counts in).
+    first_line: int = 1
 
     @property
     def display(self) -> str:
@@ -93,7 +96,8 @@ def collect_regions(root: Path, diagnostic: RustDiagnostic) -> list[PromptRegion
         region = items.region_at(file, cache[file], start, end)
         if any(region.overlaps(r.region) for r in found):
             return
-        found.append(PromptRegion(region, region.text(cache[file]).replace("\r\n", "\n")))
+        first_line = cache[file].count(b"\n", 0, region.byte_start) + 1
+        found.append(PromptRegion(region, region.text(cache[file]).replace("\r\n", "\n"), first_line=first_line))
 
     add(primary.file, primary.byte_start, primary.byte_end)
     if found:
@@ -113,7 +117,7 @@ def _mark_error_line(region: PromptRegion, data: bytes, offset: int, code: str |
         return region
     marker = f"{ERROR_MARKER}[{code}]" if code else ERROR_MARKER
     marked = data[r.byte_start : end] + marker.encode() + data[end : r.byte_end]
-    return PromptRegion(r, region.text, marked.decode("utf-8").replace("\r\n", "\n"))
+    return PromptRegion(r, region.text, marked.decode("utf-8").replace("\r\n", "\n"), region.first_line)
 
 
 def region_header(region: Region) -> str:
@@ -133,8 +137,13 @@ def build_prompt(
     ``history``: earlier attempts as (the model's answer, what the compiler said about it), oldest
     first; they become assistant/user turns so a retry sees why its last answer failed.
     """
-    instruction = answer_format_named(answer_format).instruction
-    blocks = [f"```rust\n{region_header(r.region)}\n{r.display.rstrip(chr(10))}\n```" for r in regions]
+    chosen = answer_format_named(answer_format)
+    instruction = chosen.instruction
+    shown = chosen.show(regions)
+    blocks = [
+        f"```rust\n{region_header(r.region)}\n{text.rstrip(chr(10))}\n```"
+        for r, text in zip(regions, shown, strict=True)
+    ]
     hint = f"Hint: {route.hint}\n\n" if route.hint else ""
     # The whole rendered error, help sections included: rustc's own suggested code is often
     # there and the model copies it (measured below in the module docstring).
@@ -277,13 +286,76 @@ def parse_search_replace_answer(answer: str, prompt: FixPrompt) -> tuple[Edit, .
     return tuple(edits)
 
 
+# ----------------------------------------------------------------------------- line ranges
+
+#: ``N| `` in front of each shown line: its line number in the file, as rustc's rendered error counts.
+_NUMBER_PREFIX = re.compile(r"^[ \t]*\d+\| ?", re.MULTILINE)
+_LINE_RANGE = re.compile(
+    r"LINES?[ \t]+(\d+)(?:[ \t]*(?:-|to)[ \t]*(\d+))?(?:[ \t]+(?:OF|IN)[ \t]+`?([^\s`]+)`?)?[^\n]*\n"
+    r"[ \t]*```(?:rust|rs)?[ \t]*\n(.*?)```",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
+def numbered_regions(regions: Sequence[PromptRegion]) -> list[str]:
+    """Each region's shown text with its file line number (``N| ``) before every line."""
+    shown = []
+    for region in regions:
+        lines = region.display.rstrip("\n").split("\n")
+        shown.append("\n".join(f"{region.first_line + i}| {line}" for i, line in enumerate(lines)))
+    return shown
+
+
+def parse_line_range_answer(answer: str, prompt: FixPrompt) -> tuple[Edit, ...]:
+    """Edits from ``REPLACE LINES a-b [OF file]`` answers, each followed by a rust block of the new
+    lines, in the files' line numbers; a range is applied to the first region holding all of it (in
+    ``file`` when named: two files can share numbers) and ignored when none does. An answer that
+    gives whole corrected regions instead is read as an ``item`` answer (copied numbers removed)."""
+    found = _LINE_RANGE.findall(answer)
+    if not found:
+        return parse_item_answer(_NUMBER_PREFIX.sub("", answer), prompt)
+    texts = [r.text.rstrip("\n").split("\n") for r in prompt.regions]
+    replacements: list[tuple[int, int, int, list[str]]] = []
+    for first_text, last_text, file, body in found:
+        first = int(first_text)
+        last = int(last_text) if last_text else first
+        index = next(
+            (
+                i
+                for i, r in enumerate(prompt.regions)
+                if (not file or r.region.file == file) and r.first_line <= first <= last < r.first_line + len(texts[i])
+            ),
+            None,
+        )
+        if index is None:
+            continue
+        base = prompt.regions[index].first_line
+        new_lines = _lines(_NUMBER_PREFIX.sub("", body)) if body.strip() else []
+        replacements.append((index, first - base, last - base, new_lines))
+    for index, start, end, new_lines in sorted(replacements, key=lambda r: (r[0], r[1]), reverse=True):
+        texts[index][start : end + 1] = new_lines
+    edits = []
+    for region, lines in zip(prompt.regions, texts, strict=True):
+        text = "\n".join(lines) + ("\n" if region.text.endswith("\n") else "")
+        if text != region.text:
+            r = region.region
+            edits.append(Edit(r.file, r.byte_start, r.byte_end, text))
+    return tuple(edits)
+
+
+def _as_shown(regions: Sequence[PromptRegion]) -> list[str]:
+    return [r.display for r in regions]
+
+
 @dataclass(frozen=True)
 class AnswerFormat:
-    """How the model is asked to answer (the prompt's last line) and how its answer becomes edits."""
+    """How the model is asked to answer (the prompt's last line), how the regions are shown to it,
+    and how its answer becomes edits."""
 
     name: str
     instruction: str
     parse: Callable[[str, FixPrompt], tuple[Edit, ...]]
+    show: Callable[[Sequence[PromptRegion]], list[str]] = _as_shown
 
 
 ANSWER_FORMATS = {
@@ -296,6 +368,13 @@ ANSWER_FORMATS = {
             "exactly from the code above:\n\n<<<<<<< SEARCH\n(the lines to change)\n=======\n"
             "(the corrected lines)\n>>>>>>> REPLACE",
             parse_search_replace_answer,
+        ),
+        AnswerFormat(
+            "line-range",
+            "Reply only with the lines to change, by their numbers above: for each range, a line\n"
+            "REPLACE LINES a-b OF path\nthen a rust block with the corrected lines (without the numbers).",
+            parse_line_range_answer,
+            numbered_regions,
         ),
     )
 }

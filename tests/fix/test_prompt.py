@@ -114,5 +114,44 @@ def test_an_unknown_answer_format_is_named_in_the_error(tmp_path: Path) -> None:
     from learner.fix.prompt import UnknownAnswerFormat
 
     crate, error = _first_error(make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN}), tmp_path)
-    with pytest.raises(UnknownAnswerFormat, match="known: item, search-replace"):
+    with pytest.raises(UnknownAnswerFormat, match="known: item, search-replace, line-range"):
         build_prompt(error, route_for(error), collect_regions(crate.root, error), answer_format="diff")
+
+
+def test_line_range_prompts_number_each_line_as_the_file_and_rustc_do(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", TWO_FILES), tmp_path)
+    prompt = build_prompt(error, route_for(error), collect_regions(crate.root, error), answer_format="line-range")
+    content = prompt.messages[1]["content"]
+    assert "--> src/main.rs:5:" in content, "rustc's rendered error counts file lines ..."
+    assert '5|     println!("{:?}", p);  // <- error[E0277]' in content, "... and so do the shown regions"
+    assert "1| pub struct Point {" in content
+    assert content.rstrip().endswith("(without the numbers).")
+
+
+def test_line_range_answers_replace_the_named_lines_of_the_right_file(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", TWO_FILES), tmp_path)
+    prompt = build_prompt(error, route_for(error), collect_regions(crate.root, error), answer_format="line-range")
+    answer = "REPLACE LINES 1-1 OF `src/shapes.rs`\n```rust\n1| #[derive(Debug)]\npub struct Point {\n```\n"
+    [edit] = parse_answer(answer, prompt)
+    assert edit.file == "src/shapes.rs"
+    assert edit.new_text == "#[derive(Debug)]\npub struct Point {\n    pub x: i32,\n}\n"
+    # No file named: the first region holding the lines (the error's); outside every region: ignored.
+    [main] = parse_answer("REPLACE LINE 4\n```rust\n    let p = shapes::Point { x: 2 };\n```", prompt)
+    assert main.file == "src/main.rs" and "x: 2" in main.new_text
+    assert parse_answer("REPLACE LINES 4-9\n```rust\nx\n```", prompt) == ()
+    assert parse_answer("REPLACE LINES 1-1 OF src/other.rs\n```rust\nx\n```", prompt) == ()
+
+
+def test_a_line_range_answer_may_change_several_ranges_or_give_the_whole_region(tmp_path: Path) -> None:
+    crate, error = _first_error(make_crate(tmp_path / "c", {"src/main.rs": MOVED_VALUE_BIN}), tmp_path)
+    prompt = build_prompt(error, route_for(error), collect_regions(crate.root, error), answer_format="line-range")
+    answer = (
+        "REPLACE LINES 3-3\n```rust\n    let t = s.clone();\n```\n"
+        'REPLACE LINES 4 to 4\n```rust\n    println!("{} {}", s, t);  // <- error[E0382]\n```\n'
+    )
+    [edit] = parse_answer(answer, prompt)
+    fixed = MOVED_VALUE_BIN.replace("let t = s;", "let t = s.clone();")
+    assert edit.new_text == fixed
+    numbered = "\n".join(f"{i + 1}| {line}" for i, line in enumerate(fixed.rstrip().split("\n")))
+    [whole] = parse_answer(f"```rust\n{numbered}\n```", prompt)  # the whole region, numbers copied
+    assert whole.new_text == fixed
