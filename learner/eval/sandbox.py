@@ -39,19 +39,28 @@ def package_name(case_id: str) -> str:
 
 
 def crate_dir(settings: Settings, case: EvalCase, purpose: str) -> Path:
-    """``purpose`` separates the crate the pipeline edits (``work``) from the one that grades (``grade``)."""
+    """``purpose`` separates the crate the pipeline edits (``work``) from the one that grades (``grade``).
+
+    A ``crate`` case gets the one copy of its real crate that every case of that crate uses in
+    turn (:func:`case_lock`): cargo keys its target dir and the verifier its scratch copies by
+    the crate's path, so the dependencies and the crate itself build once, not once per case.
+    """
+    if case.crate is not None:
+        return settings.cache_dir / "eval" / purpose / f"crate-{case_slug(case.crate.dir_name)}"
     return settings.cache_dir / "eval" / purpose / case_slug(case.id)
 
 
 @contextlib.contextmanager
 def case_lock(settings: Settings, case: EvalCase) -> Iterator[None]:
-    """Hold the case's crates (``work`` and ``grade``) for one sample; other samples of it wait.
+    """Hold the case's crates (``work`` and ``grade``) for one sample; other samples of it (and other
+    cases of the same real crate, which share its copy) wait.
 
     Two ``eval run`` in one data home (or two seeds of a case in one run) share these folders;
     without the lock one rewrote the program while the other was fixing or grading it. A file
     lock, so it holds across processes and is released by the kernel if a run dies.
     """
-    lock = settings.cache_dir / "eval" / f"{case_slug(case.id)}.lock"
+    held = f"crate-{case_slug(case.crate.dir_name)}" if case.crate is not None else case_slug(case.id)
+    lock = settings.cache_dir / "eval" / f"{held}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
