@@ -103,7 +103,7 @@ class _Streamed:
 class OpenAIRuntime:
     """Fix generation on an OpenAI-compatible server; thread-safe (requests run concurrently)."""
 
-    def __init__(self, settings: Settings, *, client: httpx.Client | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.url = backend_url(settings.backend)
         self.timeout_s = max(1.0, settings.backend_timeout_s)
         self._wanted_base = settings.backend_model.strip()
@@ -111,7 +111,7 @@ class OpenAIRuntime:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         timeout = httpx.Timeout(self.timeout_s, connect=min(5.0, self.timeout_s))
         # trust_env=False: the user's code goes to this URL only, never through a proxy from the environment.
-        self._client = client or httpx.Client(headers=headers, timeout=timeout, trust_env=False)
+        self._client = httpx.Client(headers=headers, timeout=timeout, trust_env=False)
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._down_reason = ""
