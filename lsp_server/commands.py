@@ -68,15 +68,17 @@ def status(settings: Settings, runtime: RuntimeHandle, store: Store | None) -> d
         if store is not None
         else "Recorded: nothing (the feedback store cannot be opened)"
     )
+    # With a backend server the model is the server's: say where fixes come from.
+    model = f"{settings.backend} (server)" if settings.uses_remote_backend else settings.model
     summary = [
-        f"Model: {settings.model} ({model_state})",
+        f"Model: {model} ({model_state})",
         f"Adapters: {', '.join(routes)}" if routes else "Adapters: none yet (the base model answers)",
         f"Learner: {learner['state']}; {said}",
         recorded,
         f"Data: {settings.db_path}",
     ]
     return {
-        "model": settings.model,
+        "model": model,
         "modelState": runtime.state,
         "modelError": runtime.error if runtime.state == "failed" else None,
         "routesWithAdapters": routes,

@@ -76,6 +76,13 @@ def test_status_without_a_store_says_the_learner_is_unavailable(settings: Settin
     assert "Recorded: nothing (the feedback store cannot be opened)" in summary
 
 
+def test_status_names_the_backend_server_when_fixes_come_from_one(settings: Settings) -> None:
+    remote = Settings.from_mapping({"backend": "openai:http://gpu-box:8000/v1", "modelEnabled": True}, base=settings)
+    answer = status(remote, RuntimeHandle(remote), None)
+    assert answer["model"] == "openai:http://gpu-box:8000/v1 (server)"
+    assert answer["summary"][0].startswith("Model: openai:http://gpu-box:8000/v1 (server) (not loaded yet")
+
+
 def test_status_of_an_empty_store_is_idle_with_zero_counts(settings: Settings, store: Store) -> None:
     answer = status(settings, RuntimeHandle(settings), store)
     assert answer["learner"] == {"state": "idle", "lastCycle": None}
