@@ -106,8 +106,9 @@ class Settings:
     candidate_seed: int = 0
     #: Candidates compiled at once, each in its own scratch copy of the crate.
     verify_jobs: int = 2
-    #: How the model answers: ``item`` (the corrected items, what adapters are trained on) or
-    #: ``search-replace`` (only the changed lines). See README, "Benchmarks", for the comparison.
+    #: How the model answers: ``item`` (the corrected items, what adapters are trained on),
+    #: ``search-replace`` (only the changed lines) or ``line-range`` (numbered line ranges). See
+    #: README, "Benchmarks", for the comparison (items won both).
     answer_format: str = "item"
     #: Compute model fixes in the background after each check, for the errors nearest where you
     #: work that rustc has no fix for, so the menu shows a verified fix instead of a placeholder
