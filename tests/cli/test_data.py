@@ -98,3 +98,21 @@ def test_status_json_shows_learner_routes_versions_and_disk(settings: Settings, 
     assert data["active"] == {"share": "v2"} and data["disk_bytes"]["data"] > 0
     table = runner.invoke(app, ["status"])
     assert table.exit_code == 0 and "not running" in table.stdout and "share: v2" in table.stdout
+
+
+def test_adapters_publish_writes_each_route_and_prints_the_vllm_command(
+    settings: Settings, tiny_model_dir: Path
+) -> None:
+    from learner.model.runtime import load_runtime
+    from tests.model.test_serving import register_share_set
+
+    tiny = Settings.from_mapping({"model": str(tiny_model_dir)}, base=settings)
+    register_share_set(tiny, load_runtime(tiny).model, ("moved-value", "mutability"))
+    result = runner.invoke(app, ["adapters", "publish", "--model", str(tiny_model_dir)], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert f"moved-value: share-v1 -> {tiny.served_dir / 'moved-value-share-v1'}" in result.output
+    assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True python -m vllm.entrypoints.openai.api_server" in result.output
+    assert f"mutability={tiny.served_dir / 'mutability-share-v1'}" in result.output
+    assert (tiny.served_dir / "mutability-share-v1" / "adapter_config.json").is_file()
+    refused = runner.invoke(app, ["adapters", "publish", "--model", str(tiny_model_dir), "--to", "ftp://x"])
+    assert refused.exit_code != 0 and "http(s) URL" in refused.output
