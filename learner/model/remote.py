@@ -295,14 +295,18 @@ class OpenAIRuntime:
         self._down_reason, self._down_until = reason, time.monotonic() + DOWN_FOR_S
         return BackendUnavailable(reason)
 
+    def _unreachable(self, exc: httpx.HTTPError) -> BackendUnavailable:
+        """A transport failure (timeout, refused connection) as the one message, marking the server down."""
+        if isinstance(exc, httpx.TimeoutException):
+            return self._mark_down(f"did not answer within {self.timeout_s:.0f} s")
+        return self._mark_down(f"is unreachable ({_reason(exc)})")
+
     def _request_json(self, method: str, path: str, body: Any = None) -> Any:
         self._check_up()
         try:
             response = self._client.request(method, self.url + path, json=body)
-        except httpx.TimeoutException:
-            raise self._mark_down(f"did not answer within {self.timeout_s:.0f} s") from None
         except httpx.HTTPError as exc:
-            raise self._mark_down(f"is unreachable ({_reason(exc)})") from None
+            raise self._unreachable(exc) from None
         _raise_for_status(response, self.url + path)
         try:
             return response.json()
@@ -336,10 +340,8 @@ class OpenAIRuntime:
                         if "error" in event:
                             raise BackendUnavailable(f"the model server refused the request: {_message(event)}")
                         yield event
-        except httpx.TimeoutException:
-            raise self._mark_down(f"did not answer within {self.timeout_s:.0f} s") from None
         except httpx.HTTPError as exc:
-            raise self._mark_down(f"is unreachable ({_reason(exc)})") from None
+            raise self._unreachable(exc) from None
 
     def close(self) -> None:
         self._client.close()
