@@ -158,3 +158,8 @@ def test_percentile_is_the_nearest_rank_and_nan_for_no_values() -> None:
     assert percentile(values, 0.95) == 5.0  # round(0.95 * 4) = 4: the largest
     assert percentile(values, 0.0) == 1.0
     assert math.isnan(percentile([], 0.5))
+
+
+def test_wilson_bounds_are_exact_at_none_and_all() -> None:
+    assert wilson_interval(0, 3)[0] == 0.0
+    assert wilson_interval(3, 3)[1] == 1.0

@@ -45,6 +45,13 @@ def test_a_drop_inside_the_interval_is_not_a_regression() -> None:
     assert decide(scores, ["mutability"]).promote
 
 
+def test_a_line_at_zero_before_and_after_is_no_regression() -> None:
+    # 0/3 -> 0/3 on the benchmark slice: the interval's lower bound is exactly 0, not 5e-17.
+    scores = {"mutability": (Rate(1, 4), Rate(3, 4)), "bench:mutability": (Rate(0, 3), Rate(0, 3))}
+    decision = decide(scores, ["mutability"])
+    assert decision.promote, decision.reason
+
+
 def test_too_few_held_out_fixes_means_no_promotion_with_the_reason() -> None:
     decision = decide({"mutability": (Rate(0, 2), Rate(2, 2))}, ["mutability"], min_examples=3)
     assert not decision.promote and "too few held-out fixes of mutability to decide (2 < 3)" in decision.reason
