@@ -34,6 +34,9 @@ class _Loaded:
         self.runtime = runtime
         self.loaded = runtime
         self.state = "ready"
+        #: The learner's own model: adapter files load into it (never a backend server's).
+        self.remote = False
+        self.available = True
 
     def get(self) -> ModelRuntime:
         return self.runtime
