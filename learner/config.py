@@ -131,6 +131,12 @@ class Settings:
     edit_window_s: float = 600.0
     #: Minutes without editor activity before the learner counts the machine as idle.
     idle_minutes: float = 10.0
+    #: The idle learner's budget per night: optimiser steps per route and phase, and training
+    #: examples per route (the user's fixes first, then mutations of their crates and the docs).
+    learn_steps: int = 100
+    learn_examples: int = 64
+    #: Mutate the installed Rust documentation's examples too (off: only your fixes and crates).
+    learn_from_docs: bool = True
     #: Seconds one cargo check may take before it is abandoned.
     check_timeout_s: float = 300.0
     #: Let sleepy-coder's own cargo runs reach the network (crates index, git dependencies). Off:
@@ -175,6 +181,11 @@ class Settings:
     def practice_dir(self) -> Path:
         """Held-out practice mutations of the user's crates, per route: the gate's evidence, never trained on."""
         return self.training_dir / "practice"
+
+    @property
+    def reserved_sites_path(self) -> Path:
+        """Items an evaluation reserves in the user's crates: never mutated for training or practice."""
+        return self.data_dir / "reserved-sites.json"
 
     @property
     def served_dir(self) -> Path:

@@ -129,7 +129,7 @@ def learn_now(settings: Settings, store: Store | None, crates: Sequence[Path] = 
     log_path = settings.learner_log
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "learner", *LEARN_ARGS, *(arg for c in crates for arg in ("--crate", str(c)))],
+            [sys.executable, "-m", "learner", *learn_arguments(settings, crates)],
             env={**os.environ, SETTINGS_ENV: json.dumps(settings.as_mapping())},
             stdin=subprocess.DEVNULL,
             stdout=log_file,
@@ -141,6 +141,14 @@ def learn_now(settings: Settings, store: Store | None, crates: Sequence[Path] = 
     except subprocess.TimeoutExpired:
         return LearnStart(f"learning started (process {process.pid}); its log is {log_path}", process)
     return LearnStart(finished_sentence(code, store, log_path))
+
+
+def learn_arguments(settings: Settings, crates: Sequence[Path]) -> list[str]:
+    """``learn --daemon --once --now`` with the night's budget from the settings and the user's crates."""
+    args = [*LEARN_ARGS, "--steps", str(settings.learn_steps), "--per-route", str(settings.learn_examples)]
+    if not settings.learn_from_docs:
+        args.append("--no-docs")
+    return [*args, *(arg for c in crates for arg in ("--crate", str(c)))]
 
 
 def finished_sentence(code: int, store: Store | None, log_path: Path) -> str:
