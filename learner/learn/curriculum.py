@@ -42,6 +42,7 @@ from learner.fix.router import ROUTES, route_for, route_for_code
 from learner.learn.benchmark import BenchmarkGuard, default_guard
 from learner.learn.examples import ExampleFormatError, TrainingExample, from_accepted_fix, from_regions
 from learner.learn.practice import PRACTICE_PER_ROUTE, is_practice, write_practice
+from learner.learn.reserved import example_site, load_reserved
 from learner.records import FALLBACK_ROUTE, RustDiagnostic
 from learner.rust import items
 from learner.rust.check import CheckCancelled, check
@@ -343,7 +344,8 @@ def build_curriculum(
 
     Sources in order: the store's accepted fixes, ``snippets``, the user's ``config.crates``,
     then (``config.use_docs``) the installed Rust documentation. Stops when every wanted route
-    has ``per_route`` examples or ``max_checks`` compiles were spent.
+    has ``per_route`` examples or ``max_checks`` compiles were spent. Mutants of the items an
+    evaluation reserved (:mod:`learner.learn.reserved`) are neither training nor practice.
     """
     wanted = _wanted_routes(config.routes)
     leakage = leakage if leakage is not None else default_guard()
@@ -358,6 +360,7 @@ def build_curriculum(
         "leaked_mutants": 0,
         "duplicates": 0,
         "sources_not_compiling": 0,
+        "reserved": 0,
         "rejected": {},
         "docs": None,
     }
@@ -376,6 +379,7 @@ def build_curriculum(
     def done() -> bool:
         return all(full(r) for r in wanted) or stats["checks"] >= config.max_checks
 
+    reserved = load_reserved(settings)
     workspaces = _workspaces(settings, config, snippets, stats)
     with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
         for workspace, origin in workspaces:
@@ -393,6 +397,9 @@ def build_curriculum(
                 if isinstance(result, str):
                     reason = result.split(" is route ")[0]
                     stats["rejected"][reason] = stats["rejected"].get(reason, 0) + 1
+                    continue
+                if reserved and example_site(result) in reserved:  # an evaluation's future error site
+                    stats["reserved"] += 1
                     continue
                 if is_practice(result):  # the gate's held-out evidence: never a training example
                     if result.route in practice and len(practice[result.route]) < PRACTICE_PER_ROUTE:
