@@ -156,6 +156,8 @@ def model_fix(
     for verified in fixes.fixes:
         if (offer := make_offer(verifier, verified, diag)) is not None:
             result.offers.append(offer)
+    answered = [v.candidate.adapter_version for v in [*fixes.fixes, *fixes.rejected] if v.candidate.adapter_version]
+    result.adapter_version = answered[0] if answered else None
     for verified in fixes.rejected:
         result.refusals.append(verified.verdict.reason)
         if verified.candidate.edits and (offer := make_offer(verifier, verified, diag)) is not None:

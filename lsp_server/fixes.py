@@ -152,6 +152,8 @@ class ModelResult:
     refused: list[Offer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    #: The adapter version that answered (None: the base model), so the title says who tried.
+    adapter_version: str | None = None
 
     @property
     def offer(self) -> Offer | None:
@@ -162,9 +164,10 @@ class ModelResult:
         """One line for the action title when there is no verified fix."""
         if self.notes:
             return self.notes[0]
+        by = f"adapter {self.adapter_version}; " if self.adapter_version else ""
         if self.refusals:
-            return f"no verified fix (the compiler refused the model's answer: {self.refusals[-1]})"
-        return "no verified fix"
+            return f"no verified fix ({by}the compiler refused the model's answer: {self.refusals[-1]})"
+        return f"no verified fix ({by.removesuffix('; ')})" if by else "no verified fix"
 
     @classmethod
     def stale(cls) -> ModelResult:
