@@ -130,3 +130,90 @@ def make_registry(root: Path) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     return root
+
+
+#: A crate of many small items for the simulated user (one error site per item): loops that need
+#: ``mut`` (rustc's own suggestion fixes those), annotated lets and moved values (where it may not).
+HABITS_LIB = """pub mod counters;
+
+pub struct Tally {
+    pub label: String,
+    pub count: u32,
+}
+
+pub fn tally(values: &[u32]) -> u32 {
+    let mut sum = 0;
+    for v in values {
+        sum += v;
+    }
+    sum
+}
+
+pub fn longest(words: &[String]) -> usize {
+    let mut best = 0;
+    for w in words {
+        if w.len() > best {
+            best = w.len();
+        }
+    }
+    best
+}
+
+pub fn describe(t: &Tally) -> String {
+    let label: String = t.label.clone();
+    format!("{label}: {}", t.count)
+}
+
+pub fn renamed(t: Tally) -> (String, u32) {
+    let label = t.label.clone();
+    let kept = t;
+    (label, kept.count)
+}
+"""
+
+
+def _scaled(i: int) -> str:
+    return f"""
+pub fn scaled_{i}(values: &[u32]) -> Vec<u32> {{
+    let mut out = Vec::new();
+    for v in values {{
+        out.push(v * {i + 2});
+    }}
+    out
+}}
+"""
+
+
+HABITS_COUNTERS = """pub fn countdown(start: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut n = start;
+    while n > 0 {
+        out.push(n);
+        n -= 1;
+    }
+    out
+}
+
+pub fn product(values: &[u64]) -> u64 {
+    let mut acc = 1;
+    for v in values {
+        acc *= v;
+    }
+    acc
+}
+""" + "".join(_scaled(i) for i in range(16))
+
+
+def make_habits_registry(root: Path) -> Path:
+    """A directory registry holding ``habits-0.1.0`` (see :data:`HABITS_LIB`)."""
+    files = {
+        "Cargo.toml": '[package]\nedition = "2021"\nname = "habits"\nversion = "0.1.0"\n',
+        "src/lib.rs": HABITS_LIB,
+        "src/counters.rs": HABITS_COUNTERS,
+        ".cargo-checksum.json": REGISTRY_CHECKSUM,
+    }
+    for rel, text in files.items():
+        path = root / "habits-0.1.0" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root

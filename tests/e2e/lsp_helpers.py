@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +13,8 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from learner.config import Settings
+from learner.eval.simulation.editor import edits_for as edits_for  # re-exported for the e2e tests
+from learner.eval.simulation.editor import parse_code_actions_like_editors
 from learner.store import Store
 
 T = TypeVar("T")
@@ -21,18 +22,6 @@ T = TypeVar("T")
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server"])
 #: The two clients the editors ship: VS Code (UTF-16 positions) and Neovim 0.11 (picks UTF-8).
 CLIENTS = ("visual-studio-code", "neovim")
-
-
-def parse_code_actions_like_editors(client: LanguageClient) -> None:
-    """Tell ``Command`` from ``CodeAction`` the way editors do (``command`` is a string only in a
-    Command); the stock converter takes any object with a ``command`` key for a Command."""
-    converter = client.protocol._converter
-
-    def structure(obj: Any, _: Any) -> types.Command | types.CodeAction:
-        kind = types.Command if isinstance(obj.get("command"), str) else types.CodeAction
-        return converter.structure(obj, kind)
-
-    converter.register_structure_hook(typing.Union[types.Command, types.CodeAction], structure)  # noqa: UP007
 
 
 async def start(root: Path, client_name: str, options: dict[str, Any]) -> tuple[LanguageClient, str]:
@@ -110,18 +99,6 @@ def offset(text: str, position: types.Position, encoding: str) -> int:
             return start + i
         units += {"utf-8": len(ch.encode()), "utf-32": 1}.get(encoding, len(ch.encode("utf-16-le")) // 2)
     return start + len(line)
-
-
-def edits_for(edit: types.WorkspaceEdit | None, uri: str) -> list[types.TextEdit]:
-    """The text edits a WorkspaceEdit makes to ``uri``, from ``changes`` or ``documentChanges``."""
-    assert edit is not None, "the action has no edit"
-    if edit.changes is not None:
-        return list(edit.changes.get(uri, []))
-    found: list[types.TextEdit] = []
-    for change in edit.document_changes or []:
-        if isinstance(change, types.TextDocumentEdit) and change.text_document.uri == uri:
-            found.extend(e for e in change.edits if isinstance(e, types.TextEdit))
-    return found
 
 
 def apply_edit(text: str, edits: list[types.TextEdit], encoding: str) -> str:
