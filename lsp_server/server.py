@@ -227,7 +227,10 @@ class SleepyServer(LanguageServer):
             return
         old, self.settings = self.settings, new
         self.recorder.settings = new
-        generation = ("model", "device", "model_enabled", "backend", "backend_model", "backend_timeout_s")
+        generation = (
+            *("model", "device", "model_enabled", "share_weights", "cache_dir"),  # cache_dir: the model's prepared copy
+            *("backend", "backend_model", "backend_timeout_s"),
+        )
         if any(getattr(old, name) != getattr(new, name) for name in generation):
             self.runtime = RuntimeHandle(new)
             self.fixes.clear_model_results()

@@ -149,3 +149,15 @@ def test_crate_guess_is_the_nearest_manifest(tmp_path: Path) -> None:
     (tmp_path / "c" / "Cargo.toml").write_text("[package]\n")
     assert crate_guess(tmp_path / "c" / "src" / "main.rs") == str(tmp_path / "c")
     assert crate_guess(tmp_path / "lone.rs") == str(tmp_path / "lone.rs")
+
+
+def test_a_new_cache_folder_gives_the_model_a_new_handle(tmp_path: Path) -> None:
+    from learner.config import Settings
+    from lsp_server.server import SleepyServer
+
+    server = SleepyServer(Settings(model_enabled=False, cache_dir=tmp_path / "a"))
+    first = server.runtime
+    server.configure({"cacheDir": str(tmp_path / "b")})  # where the model's prepared copy lives
+    assert server.runtime is not first and server.runtime.settings.cache_dir == tmp_path / "b"
+    server.configure({"ignoreTimeoutS": 30})
+    assert server.runtime.settings.cache_dir == tmp_path / "b"
