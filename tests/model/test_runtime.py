@@ -244,7 +244,7 @@ def test_embedded_model_prepares_offline_and_answers(embedded_model: PreparedMod
     print(f"embedded model: prepared in {embedded_model.seconds:.1f}s")
     assert any("Converting" in step for step in embedded_model.steps)
     # The joined GGUF is gone and only the complete copy remains.
-    assert [p.name for p in settings.models_dir.iterdir()] == ["qwen2.5-coder-0.5b-instruct-bf16"]
+    assert [p.name for p in settings.models_dir.iterdir()] == ["qwen2.5-coder-1.5b-instruct-bf16"]
     assert not list(settings.models_dir.rglob("*.gguf"))
     started = time.perf_counter()
     runtime = load_runtime(settings)  # the prepared copy: no second conversion

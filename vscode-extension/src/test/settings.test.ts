@@ -31,7 +31,7 @@ describe('settings', () => {
         const { settings, problems } = readSettings(config({}), defaults);
         assert.deepEqual(problems, []);
         assert.deepEqual(settings, defaults);
-        assert.equal(settings.model, 'embedded:qwen2.5-coder-0.5b-instruct');
+        assert.equal(settings.model, 'embedded:qwen2.5-coder-1.5b-instruct');
         assert.equal(settings.maxNewTokens, 384);
         assert.equal(settings.python, '');
         assert.equal(settings.publishDiagnostics, 'auto');
