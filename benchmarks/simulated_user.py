@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> None:
         "learnFromDocs": not args.no_docs,
         "learnSteps": args.steps,
         "learnExamples": args.examples,
+        "attempts": args.attempts,
     }
     if args.model:
         options["model"] = args.model
@@ -130,6 +131,7 @@ def main() -> None:
     go.add_argument("--habits", type=int, default=3)
     go.add_argument("--until-day", type=int, default=None, help="stop after this day's night")
     go.add_argument("--model", default=None)
+    go.add_argument("--attempts", type=int, default=Settings.attempts, help="model attempts per error")
     go.add_argument("--no-docs", action="store_true", help="nights learn from the user's code only")
     go.add_argument("--steps", type=int, default=Settings.learn_steps, help="each night's steps per route and phase")
     go.add_argument("--examples", type=int, default=Settings.learn_examples, help="each night's examples per route")

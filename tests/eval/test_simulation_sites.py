@@ -55,3 +55,14 @@ def test_a_plan_is_real_errors_at_distinct_items_and_the_same_for_the_same_seed(
     assert [s.id for s in again.sites] == [s.id for s in plan.sites]
     with pytest.raises(PlanError, match="error sites"):
         plan_sites(settings, crate, files, seed=0, days=50, per_day=10, max_checks=5)
+
+
+def test_the_user_takes_an_import_anywhere_among_the_imports_but_nothing_else() -> None:
+    from learner.eval.simulation.user import means_the_same
+
+    meant = "use std::fmt;\nuse std::ops::Deref;\n\nfn f() -> u32 {\n    1\n}\n"
+    moved = "use std::ops::Deref;\nuse std::fmt;\n\nfn f() -> u32 {\n    1\n}\n"
+    assert means_the_same(moved, meant)
+    assert means_the_same("use std::fmt;\nuse std::ops::Deref;\nfn f() -> u32 { 1 }\n", meant)
+    assert not means_the_same("use std::fmt;\nuse core::ops::Deref;\n\nfn f() -> u32 {\n    1\n}\n", meant)
+    assert not means_the_same("use std::fmt;\nuse std::ops::Deref;\n\nfn f() -> u32 {\n    2\n}\n", meant)

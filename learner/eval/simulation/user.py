@@ -37,7 +37,7 @@ from learner.config import Settings
 from learner.errors import SleepyCoderError
 from learner.eval.cases import CrateSource
 from learner.eval.crate_cases import library_files
-from learner.eval.grader import same_after_rustfmt
+from learner.eval.grader import rustfmt, same_after_rustfmt
 from learner.eval.sandbox import write_crate_case
 from learner.eval.simulation.editor import Editor, EditorError, apply_text_edits, edits_for, touched_uris, wait_until
 from learner.eval.simulation.sites import ErrorSite, plan_sites
@@ -361,7 +361,7 @@ class SimulatedUser:
             meant = self.originals.get(file)
             if meant is None:
                 meant = (self.spec.registry / self.spec.crate / file).read_text(encoding="utf-8")
-            if not same_after_rustfmt(apply_text_edits(self._current(file), edits_for(action.edit, uri)), meant):
+            if not means_the_same(apply_text_edits(self._current(file), edits_for(action.edit, uri)), meant):
                 return False
         return True
 
@@ -436,6 +436,23 @@ def library_files_of(crate: Path) -> list[str]:
     if not files:
         raise SimulationError(f"{crate} has no library source files")
     return files
+
+
+def means_the_same(code: str, meant: str) -> bool:
+    """The user's test of an offered fix: the code they meant after rustfmt, where a ``use`` line may
+    sit anywhere among the imports (rustc's "consider importing" puts it at the top of the file)."""
+    if same_after_rustfmt(code, meant):
+        return True
+    a, b = rustfmt(code), rustfmt(meant)
+    if a is None or b is None:
+        return False
+
+    def parts(text: str) -> tuple[list[str], list[str]]:
+        lines = [line for line in text.splitlines() if line.strip()]
+        uses = sorted(line.strip() for line in lines if line.startswith("use "))
+        return uses, [line for line in lines if not line.startswith("use ")]
+
+    return parts(a) == parts(b)
 
 
 def pick_diagnostic(diagnostics: list[types.Diagnostic], codes: tuple[str, ...]) -> types.Diagnostic | None:
