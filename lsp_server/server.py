@@ -46,7 +46,16 @@ from lsp_server import convert
 from lsp_server.adapters import active_map, attach_active, change_between
 from lsp_server.analysis import CrateCheck, OpenDocument, check_crate, model_fix, verify_rustc
 from lsp_server.feedback import FeedbackTracker, Outcome, TextChange, item_files, offset_at, watched_files
-from lsp_server.fixes import ErrorOffers, FixRegistry, ModelResult, Offer, ShownOffer
+from lsp_server.fixes import (
+    OWN_FIX_SOURCE,
+    ErrorOffers,
+    FixRegistry,
+    ModelResult,
+    Offer,
+    ShownOffer,
+    own_fix,
+    own_fix_offer,
+)
 from lsp_server.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -160,6 +169,8 @@ class SleepyServer(LanguageServer):
         self._focus: tuple[str, int] | None = None
         #: Set to stop the background model fixes now running (an edit, or a fix the user asked for).
         self._background: threading.Event | None = None
+        #: Errors nothing verified was offered for, watched for the user's own fix: offer id -> (edition, context).
+        self._own_fixes: dict[str, tuple[str, str]] = {}
         self._check_pool = ThreadPoolExecutor(2, thread_name_prefix="sleepy-check")
         self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="sleepy-model")
         self._io_pool = ThreadPoolExecutor(1, thread_name_prefix="sleepy-io")
@@ -429,6 +440,25 @@ class SleepyServer(LanguageServer):
             self.recorder.refused(check.crate.edition, offer, check.contexts.get(diag.key, ""))
         if "cancelled" not in result.notes:
             self.fixes.keep_model_result(uri, version, diag.key, result)
+            if result.offer is None and not check.offers.get(diag.key):
+                self._watch_for_own_fix(check, uri, version, diag)
+
+    def _watch_for_own_fix(self, check: CrateCheck, uri: str, version: int | None, diag: RustDiagnostic) -> None:
+        """Neither rustc nor the model has a verified fix: when the user fixes the error's item by
+        hand, what they wrote is the most valuable example there is, so watch the item for it (as
+        after a rejection; a later accept or reject of another offer for the error takes over)."""
+        offer = own_fix_offer(check.root, check.sources, diag, route_for(diag).name)
+        if offer is None or self.recorder.offer_excluded(offer):
+            return
+        shown, _ = self.fixes.show(offer, uri, version)
+        files, order = item_files(
+            offer, lambda rel: self.uri_for(offer.root / rel), lambda u, rel: self._file_text(u, offer.root, rel)
+        )
+        if self.feedback.rejected(shown.offer_id, files, order, diag.key) is not None:
+            self._own_fixes[shown.offer_id] = (check.crate.edition, check.contexts.get(diag.key, ""))
+            asyncio.get_running_loop().call_later(
+                self.settings.edit_window_s, self.feedback.window_closed, shown.offer_id
+            )
 
     def model_available(self) -> bool:
         """Whether to offer the model action: model fixes are on and the model has not failed to load."""
@@ -520,8 +550,15 @@ class SleepyServer(LanguageServer):
 
     def _record(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
-            if (shown := self.fixes.get(outcome.offer_id)) is not None:
+            if (shown := self.fixes.get(outcome.offer_id)) is None:
+                continue
+            if shown.offer.candidate.source != OWN_FIX_SOURCE:
                 self.recorder.outcome(shown, outcome.kind, outcome.final_code, outcome.final_ranges)
+                continue
+            edition, context = self._own_fixes.pop(outcome.offer_id, ("2021", ""))
+            if outcome.kind == "edited" and outcome.final_code:  # typed back as it was is no fix
+                written = ShownOffer(shown.offer_id, own_fix(shown.offer, outcome.final_code), shown.uri, shown.version)
+                self.recorder.own_fix(edition, written, context, outcome.final_code, outcome.final_ranges)
 
     def document_changed(self, params: types.DidChangeTextDocumentParams) -> None:
         """Follow watched fixes through the edit (the content changes, in order)."""

@@ -324,6 +324,36 @@ async def test_model_fixes_are_ready_in_the_menu_before_the_user_asks(tmp_path: 
         await stop(client)
 
 
+async def test_an_error_nothing_was_offered_for_and_then_fixed_by_hand_records_the_users_code(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """rustc has no fix and the (tiny) model no verified one: the item is watched all the same, and
+    the fix the user then writes is recorded as their own (source ``user``), for the learner."""
+    broken = 'fn main() {\n    let a: i32 = "one";\n    println!("{a}");\n}\n'
+    crate = make_crate(tmp_path / "own", {"src/main.rs": broken})
+    options = {"model": str(tiny_model_dir), "attempts": 1, "maxNewTokens": 16, "candidates": 1}
+    client, _ = await start(crate, "visual-studio-code", options)
+    try:
+        main = crate / "src" / "main.rs"
+        uri = open_file(client, main)
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0308"))
+
+        async def answered() -> Any:
+            model = _by_title(await code_actions(client, uri, diag), "Fix with sleepy-coder (")
+            return model if model and model[0].command is not None else None
+
+        await wait_until(answered, timeout=90)  # the model tried (in the background) and failed
+        save_file(client, main, broken.replace('"one"', "1"), version=2)
+        with open_store() as store:
+            [fix] = await wait_until(lambda: [f for f in store.accepted_fixes() if f.source == "user"], timeout=60)
+            outcome = store.outcome(fix.offer_id)
+        assert outcome is not None and outcome.kind == "edited"
+        assert "let a: i32 = 1;" in fix.target and fix.edited and fix.verified
+        assert '"one"' in fix.before_text, "the prompt side is the error as the user had it"
+    finally:
+        await stop(client)
+
+
 async def test_publish_diagnostics_off_still_offers_fixes(tmp_path: Path) -> None:
     crate = make_crate(tmp_path / "quiet", {"src/main.rs": MOVED_VALUE_BIN})
     client, _ = await start(crate, "visual-studio-code", {"publishDiagnostics": False, "modelEnabled": False})

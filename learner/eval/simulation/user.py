@@ -81,8 +81,9 @@ class ErrorResult:
     model_offered: bool = False
     model_right: bool = False
     model_note: str = ""
-    #: ``accepted`` (a right offer applied), ``edited`` (offers turned down, the user's fix recorded),
-    #: ``unrecorded`` (nothing was offered, so nothing links the user's fix to the error),
+    #: ``accepted`` (a right offer applied), ``edited`` (the user's own fix recorded: after turning the
+    #: offers down, or with nothing offered), ``rejected`` (offers turned down, their fix not recorded),
+    #: ``unrecorded`` (nothing was offered and their fix was not recorded either),
     #: ``not-reproduced`` (the error did not appear as planned).
     outcome: str = ""
     accepted_source: str = ""
@@ -326,10 +327,14 @@ class SimulatedUser:
                 if command is not None:
                     await editor.run_command(command)
                     last_rejected = offer_id
+            edited_before = self._edited_count()
             before = editor.save(rel, original)  # the user's own fix: the code they meant
             await editor.checked(rel, before, timeout=self.settings.check_timeout_s + 60)
-            if last_rejected is None:
-                result.outcome = "unrecorded"
+            if last_rejected is None:  # nothing to turn down: the server watches the item for their fix
+                own = await _maybe(
+                    wait_until(lambda: self._edited_count() > edited_before, 30.0, "the own fix", every=0.5)
+                )
+                result.outcome = "edited" if own else "unrecorded"
             else:
                 edited = await self._outcome_recorded(last_rejected, "edited", timeout=30.0)
                 result.outcome = "edited" if edited else "rejected"
@@ -371,6 +376,10 @@ class SimulatedUser:
             if self._current(file) != text:
                 before = editor.save(file, text)
                 await editor.checked(file, before, timeout=self.settings.check_timeout_s + 60)
+
+    def _edited_count(self) -> int:
+        with Store.open(self.settings) as store:
+            return store.counts()["edited"]
 
     async def _outcome_recorded(self, offer_id: str, kind: str, timeout: float) -> bool:
         def probe() -> bool:
