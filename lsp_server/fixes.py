@@ -9,7 +9,6 @@ the shown offers and caches model results per document version and error.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,35 +123,6 @@ def make_offer(verifier: Verifier, verified: VerifiedFix, diag: RustDiagnostic) 
             before[span.file] = after[span.file] = path.read_bytes()
     regions = regions_changed(diag, candidate.edits, before, after)
     return Offer(candidate, verified.verdict, diag, verifier.crate.root, regions, before)
-
-
-#: The source of the fix a user writes by hand for an error nothing verified was offered for.
-OWN_FIX_SOURCE = "user"
-
-
-def own_fix_offer(root: Path, sources: Mapping[str, bytes], diag: RustDiagnostic, route: str) -> Offer | None:
-    """A stand-in offer whose only use is to watch the error's item for the user's own fix, when no
-    verified fix was offered for it (it is never shown; :func:`own_fix` records what they wrote)."""
-    span = diag.primary_span
-    if span is None or span.file not in sources:
-        return None
-    before = {span.file: sources[span.file]}
-    candidate = FixCandidate(source=OWN_FIX_SOURCE, title="your own fix", edits=(), route=route)
-    verdict = Verdict(False, "nothing verified was offered: waiting for your own fix")
-    return Offer(candidate, verdict, diag, root, regions_changed(diag, (), before, before), before)
-
-
-def own_fix(offer: Offer, final_code: str) -> Offer:
-    """The user's fix as an offer of its own: the error's item replaced by what they wrote, verified
-    by the check that found the item free of errors."""
-    primary = offer.primary
-    assert primary is not None
-    edit = Edit(primary.file, primary.byte_start, primary.byte_end, final_code)
-    candidate = dataclasses.replace(offer.candidate, edits=(edit,))
-    regions = (dataclasses.replace(primary, after=final_code),)
-    return dataclasses.replace(
-        offer, candidate=candidate, verdict=Verdict(True, "your own fix (cargo check)"), regions=regions
-    )
 
 
 @dataclass(frozen=True)

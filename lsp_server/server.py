@@ -41,21 +41,13 @@ from learner.model.hotswap import HotSwap
 from learner.progress import Progress, no_progress
 from learner.records import RustDiagnostic
 from learner.rust.check import CheckCancelled
-from learner.store import AdapterVersion, StoreError
+from learner.store import AdapterVersion, StoreError, new_offer_id
 from lsp_server import convert
 from lsp_server.adapters import active_map, attach_active, change_between
 from lsp_server.analysis import CrateCheck, OpenDocument, check_crate, model_fix, verify_rustc
 from lsp_server.feedback import FeedbackTracker, Outcome, TextChange, item_files, offset_at, watched_files
-from lsp_server.fixes import (
-    OWN_FIX_SOURCE,
-    ErrorOffers,
-    FixRegistry,
-    ModelResult,
-    Offer,
-    ShownOffer,
-    own_fix,
-    own_fix_offer,
-)
+from lsp_server.fixes import ErrorOffers, FixRegistry, ModelResult, Offer, ShownOffer
+from lsp_server.own_fixes import PendingFix, own_fix_offer, still_reported, written_fix
 from lsp_server.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -169,8 +161,8 @@ class SleepyServer(LanguageServer):
         self._focus: tuple[str, int] | None = None
         #: Set to stop the background model fixes now running (an edit, or a fix the user asked for).
         self._background: threading.Event | None = None
-        #: Errors nothing verified was offered for, watched for the user's own fix: offer id -> (edition, context).
-        self._own_fixes: dict[str, tuple[str, str]] = {}
+        #: Errors the user is expected to fix by hand (rejected, or nothing verified offered), by error key.
+        self._own_fixes: dict[str, PendingFix] = {}
         self._check_pool = ThreadPoolExecutor(2, thread_name_prefix="sleepy-check")
         self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="sleepy-model")
         self._io_pool = ThreadPoolExecutor(1, thread_name_prefix="sleepy-io")
@@ -441,24 +433,42 @@ class SleepyServer(LanguageServer):
         if "cancelled" not in result.notes:
             self.fixes.keep_model_result(uri, version, diag.key, result)
             if result.offer is None and not check.offers.get(diag.key):
-                self._watch_for_own_fix(check, uri, version, diag)
+                self._watch_for_own_fix(check, diag)
 
-    def _watch_for_own_fix(self, check: CrateCheck, uri: str, version: int | None, diag: RustDiagnostic) -> None:
-        """Neither rustc nor the model has a verified fix: when the user fixes the error's item by
-        hand, what they wrote is the most valuable example there is, so watch the item for it (as
-        after a rejection; a later accept or reject of another offer for the error takes over)."""
-        offer = own_fix_offer(check.root, check.sources, diag, route_for(diag).name)
-        if offer is None or self.recorder.offer_excluded(offer):
+    def _watch_for_own_fix(self, check: CrateCheck, diag: RustDiagnostic) -> None:
+        """The user will fix this error by hand (they rejected the offers, or nothing verified was
+        offered): what they write, wherever in the file, is the most valuable example there is
+        (:mod:`lsp_server.own_fixes`). An accept of another offer for the error drops it."""
+        span = diag.primary_span
+        data = check.sources.get(span.file) if span is not None else None
+        if span is None or data is None or self.recorder.excluded(check.root, span.file):
             return
-        shown, _ = self.fixes.show(offer, uri, version)
-        files, order = item_files(
-            offer, lambda rel: self.uri_for(offer.root / rel), lambda u, rel: self._file_text(u, offer.root, rel)
+        self._own_fixes[diag.key] = PendingFix(
+            new_offer_id(),
+            diag,
+            self.uri_for(check.root / span.file),
+            span.file,
+            data.decode("utf-8", "replace"),
+            check.crate.edition,
+            check.contexts.get(diag.key, ""),
         )
-        if self.feedback.rejected(shown.offer_id, files, order, diag.key) is not None:
-            self._own_fixes[shown.offer_id] = (check.crate.edition, check.contexts.get(diag.key, ""))
-            asyncio.get_running_loop().call_later(
-                self.settings.edit_window_s, self.feedback.window_closed, shown.offer_id
-            )
+
+    def _settle_own_fixes(self, check: CrateCheck) -> None:
+        """After a check: record the pending errors of this crate that are gone, as the user's fix."""
+        errors = check.session.errors
+        for key, pending in list(self._own_fixes.items()):
+            path = path_of(pending.uri)
+            if path is None or not check.covers(path) or still_reported(pending, errors):
+                continue
+            del self._own_fixes[key]
+            snapshot = check.documents.get(path)
+            now = snapshot.text if snapshot is not None else self._file_text(pending.uri, check.root, pending.file)
+            fix = written_fix(pending, now) if now is not None else None
+            if fix is None:
+                continue
+            offer = own_fix_offer(check.root, route_for(pending.diagnostic).name, pending, fix)
+            shown = ShownOffer(pending.offer_id, offer, pending.uri, None)
+            self.recorder.own_fix(pending.edition, shown, pending.context, fix.after, ())
 
     def model_available(self) -> bool:
         """Whether to offer the model action: model fixes are on and the model has not failed to load."""
@@ -550,15 +560,10 @@ class SleepyServer(LanguageServer):
 
     def _record(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
-            if (shown := self.fixes.get(outcome.offer_id)) is None:
-                continue
-            if shown.offer.candidate.source != OWN_FIX_SOURCE:
+            if (shown := self.fixes.get(outcome.offer_id)) is not None:
                 self.recorder.outcome(shown, outcome.kind, outcome.final_code, outcome.final_ranges)
-                continue
-            edition, context = self._own_fixes.pop(outcome.offer_id, ("2021", ""))
-            if outcome.kind == "edited" and outcome.final_code:  # typed back as it was is no fix
-                written = ShownOffer(shown.offer_id, own_fix(shown.offer, outcome.final_code), shown.uri, shown.version)
-                self.recorder.own_fix(edition, written, context, outcome.final_code, outcome.final_ranges)
+                if outcome.kind == "edited":  # the rejected offer's item watch caught the user's fix
+                    self._own_fixes.pop(shown.offer.diagnostic.key, None)
 
     def document_changed(self, params: types.DidChangeTextDocumentParams) -> None:
         """Follow watched fixes through the edit (the content changes, in order)."""
@@ -598,6 +603,7 @@ class SleepyServer(LanguageServer):
             texts[uri] = text
             errors[uri] = [_char_span(text, d) for d in check.errors_in(path)]
         self._record(self.feedback.crate_checked(texts, errors))
+        self._settle_own_fixes(check)
 
     def _file_text(self, uri: str, root: Path, rel: str) -> str | None:
         """A file's current text: the editor's buffer when open, else the disk's."""
@@ -623,6 +629,7 @@ class SleepyServer(LanguageServer):
         offer = shown.offer
         recorded = await self._written(self.recorder.outcome(shown, "accepted"))
         self.feedback.drop_rewrite(offer.diagnostic.key)  # another offer was turned down for this error
+        self._own_fixes.pop(offer.diagnostic.key, None)
         files, order = watched_files(
             offer, lambda rel: self.uri_for(offer.root / rel), lambda uri, rel: self._file_text(uri, offer.root, rel)
         )
@@ -644,6 +651,9 @@ class SleepyServer(LanguageServer):
         )
         if self.feedback.rejected(offer_id, files, order, offer.diagnostic.key) is not None:
             asyncio.get_running_loop().call_later(self.settings.edit_window_s, self.feedback.window_closed, offer_id)
+        check = next((c for c in self.checks.values() if c.root == offer.root), None)
+        if check is not None:  # a fix outside the item (an import, a signature) is caught there
+            self._watch_for_own_fix(check, offer.diagnostic)
         return _decision(shown, "rejected", recorded)
 
     def explain(self, reason: str) -> str:

@@ -212,6 +212,7 @@ async def test_a_fix_turned_down_and_then_written_by_hand_records_the_users_code
         with open_store() as store:
             outcome = await wait_until(lambda: (o := store.outcome(offer_id)) is not None and o.kind == "edited" and o)
             [fix] = [f for f in store.accepted_fixes() if f.offer_id == offer_id]
+            assert not [f for f in store.accepted_fixes() if f.source == "user"], "one record of one fix"
         assert "let t = &s;" in outcome.final_code and outcome.final_code.startswith("fn main()")
         assert "let t = &s;" in fix.target and fix.edited, "the learner trains on the code the user wrote"
     finally:
@@ -350,6 +351,32 @@ async def test_an_error_nothing_was_offered_for_and_then_fixed_by_hand_records_t
         assert outcome is not None and outcome.kind == "edited"
         assert "let a: i32 = 1;" in fix.target and fix.edited and fix.verified
         assert '"one"' in fix.before_text, "the prompt side is the error as the user had it"
+    finally:
+        await stop(client)
+
+
+async def test_a_rejected_import_written_by_hand_elsewhere_in_the_file_is_recorded(tmp_path: Path) -> None:
+    """The user turns rustc's import down and adds their own at the top: outside the error's item,
+    so the item watch cannot see it; the error gone, the import block is recorded as their fix."""
+    program = 'use std::fmt::Debug;\n\nfn show<T: Debug>(t: T) {\n    println!("{t:?}");\n}\n\n'
+    program += "fn main() {\n    let m: HashMap<u8, u8> = HashMap::new();\n    show(m.len());\n}\n"
+    crate = make_crate(tmp_path / "import", {"src/main.rs": program})
+    client, _ = await start(crate, "visual-studio-code", {"modelEnabled": False})
+    try:
+        main = crate / "src" / "main.rs"
+        uri = open_file(client, main)
+        diag = (await wait_until(lambda: _errors(client, uri, "E0412") or _errors(client, uri, "E0433")))[0]
+        actions = await wait_until(lambda: _with_rustc(client, uri, diag))
+        for reject in _by_title(actions, "Reject this fix (sleepy-coder)"):
+            await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command=reject.command.command, arguments=list(reject.command.arguments))
+            )
+        mine = program.replace("use std::fmt::Debug;\n", "use std::fmt::Debug;\nuse std::collections::HashMap;\n")
+        save_file(client, main, mine, version=2)
+        with open_store() as store:
+            [fix] = await wait_until(lambda: [f for f in store.accepted_fixes() if f.source == "user"], timeout=60)
+        assert fix.before_text == "use std::fmt::Debug;\n"
+        assert fix.target == "use std::fmt::Debug;\nuse std::collections::HashMap;\n" and fix.edited
     finally:
         await stop(client)
 
