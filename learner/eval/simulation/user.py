@@ -291,7 +291,11 @@ class SimulatedUser:
         result.rustc_offers = len(offers)
         for action in actions:
             if _is_model_placeholder(action):
-                resolved = await editor.resolve(action, timeout=self.fix_timeout_s)
+                try:
+                    resolved = await editor.resolve(action, timeout=self.fix_timeout_s)
+                except TimeoutError:  # the user stops waiting (the request is cancelled) and goes on
+                    result.model_note = f"no model answer within {self.fix_timeout_s:.0f} s"
+                    continue
                 if _is_offer(resolved):
                     offers.append(("model", resolved))
                     result.model_offered = True
