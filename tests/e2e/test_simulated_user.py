@@ -118,7 +118,11 @@ def test_a_day_and_a_night_through_the_real_server(tmp_path: Path, tiny_model_di
     learned = [r for r in day2 if r.route == "mutability" and not r.model_offered]
     assert learned and all("adapter share:mutability@" in r.model_note for r in learned), day2
 
-    # The state on disk resumes after the last error: nothing left to live.
+    # The state on disk resumes after the last error: nothing left to live; a file a stopped run
+    # left broken is the user's own code again.
+    first = state.sites[0]
+    (user.crate_dir / first.file).write_text(first.broken)
     again = SimulatedUser(spec, tmp_path / "user", _options(tiny_model_dir), cache_dir=Settings().cache_dir)
     again.prepare()
     assert again.next_day() is None
+    assert (user.crate_dir / first.file).read_text() == (registry / spec.crate / first.file).read_text()

@@ -211,7 +211,13 @@ class SimulatedUser:
             spec = {**asdict(self.spec), "registry": str(self.spec.registry)}
             state = UserState(spec=spec, habits=plan.habits, sites=plan.sites)
         self.state = state
-        self.originals = {s.file: (self.crate_dir / s.file).read_text(encoding="utf-8") for s in state.sites}
+        # The user's code is the crate's own: a run stopped in the middle of an error left its
+        # broken file in the copy, so every planned file is put back before the day goes on.
+        source = self.spec.registry / self.spec.crate
+        self.originals = {s.file: (source / s.file).read_text(encoding="utf-8") for s in state.sites}
+        for file, text in self.originals.items():
+            if (self.crate_dir / file).read_text(encoding="utf-8") != text:
+                (self.crate_dir / file).write_text(text, encoding="utf-8")
         self.save()
         return state
 
