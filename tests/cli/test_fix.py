@@ -145,6 +145,8 @@ def test_several_candidates_per_attempt_are_each_verified_once(tmp_path: Path, t
 
 
 @pytest.mark.embedded_model
+# A hang guard, not a target: the 1.5B converts (1-2 min), then answers 3 errors x 4 candidates.
+@pytest.mark.timeout(1800)
 def test_embedded_model_proposes_verified_or_explained_fixes_for_the_example_crate(
     tmp_path: Path, embedded_model_dir: Path
 ) -> None:
