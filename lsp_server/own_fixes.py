@@ -16,7 +16,7 @@ from pathlib import Path
 
 from learner.records import Edit, FixCandidate, RustDiagnostic, Verdict
 from learner.rust import items
-from lsp_server.feedback import changed_span
+from lsp_server.feedback import changed_span, char_index
 from lsp_server.fixes import Offer, RegionChange
 
 #: The source of a fix the user wrote by hand (the store's ``suggestions.source``).
@@ -89,18 +89,20 @@ def written_fix(pending: PendingFix, now: str) -> WrittenFix | None:
     if now == before_text:
         return None
     start, old_end, new_end = changed_span(before_text, now)
+    now_data = now.encode("utf-8")
+
+    def byte(offset: int) -> int:
+        return len(now[:offset].encode("utf-8"))
+
     a, b = _with_import_block(now, start, new_end)
     if not now[a:b].lstrip().startswith("use "):  # not an import: the enclosing item
-        now_data = now.encode("utf-8")
-        b_start, b_end = len(now[:start].encode("utf-8")), len(now[:new_end].encode("utf-8"))
-        region = items.region_at(pending.file, now_data, b_start, max(b_start, b_end))
-        a = min(start, len(now_data[: region.byte_start].decode("utf-8", "replace")))
-        b = max(new_end, len(now_data[: region.byte_end].decode("utf-8", "replace")))
+        region = items.region_at(pending.file, now_data, byte(start), max(byte(start), byte(new_end)))
+        a = min(start, char_index(now_data, region.byte_start))
+        b = max(new_end, char_index(now_data, region.byte_end))
     delta = new_end - old_end
     if not before_text[a : b - delta].strip():  # a pure insertion (the file's first import): add the next item
-        now_data = now.encode("utf-8")
-        following = items.region_at(pending.file, now_data, min(len(now_data), len(now[:b].encode("utf-8"))))
-        b = max(b, len(now_data[: following.byte_end].decode("utf-8", "replace")))
+        following = items.region_at(pending.file, now_data, byte(b))
+        b = max(b, char_index(now_data, following.byte_end))
     before, after = before_text[a : b - delta], now[a:b]
     if before == after or not before.strip() or not after.strip() or after.count("\n") > MAX_FIX_LINES:
         return None

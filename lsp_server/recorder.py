@@ -86,13 +86,13 @@ class Recorder:
 
     def offer(self, edition: str, shown: ShownOffer, context: str) -> Future[str] | None:
         """Record one showing of a verified fix (its own offer id, document and version)."""
-        if self.offer_excluded(shown.offer):
+        if self._offer_excluded(shown.offer):
             return None
         return self.submit(_record_offer, edition, shown, context)
 
     def refused(self, edition: str, offer: Offer, context: str) -> Future[int] | None:
         """Record a candidate the verifier refused: a suggestion for the learner, never an offer."""
-        if self.offer_excluded(offer):
+        if self._offer_excluded(offer):
             return None
         return self.submit(_record_refused, edition, offer, context)
 
@@ -101,7 +101,7 @@ class Recorder:
     ) -> Future[bool] | None:
         """Record what the user did with an offer; nothing for an offer that was never recorded
         (learning off, or an excluded file)."""
-        if self.offer_excluded(shown.offer):
+        if self._offer_excluded(shown.offer):
             return None
         return self.submit(_record_outcome, shown.offer_id, kind, final_code, final_ranges)
 
@@ -111,11 +111,11 @@ class Recorder:
         """Record a fix the user wrote by hand for an error nothing verified was offered for: the fix
         (source ``user``, verified by the check that found its item clean), one offer row for it and
         its ``edited`` outcome with their code. Never shown: the offer row is where the outcome hangs."""
-        if self.offer_excluded(shown.offer):
+        if self._offer_excluded(shown.offer):
             return None
         return self.submit(_record_own_fix, edition, shown, context, final_code, final_ranges)
 
-    def offer_excluded(self, offer: Offer) -> bool:
+    def _offer_excluded(self, offer: Offer) -> bool:
         span = offer.diagnostic.primary_span
         return span is None or self.excluded(offer.root, span.file)
 

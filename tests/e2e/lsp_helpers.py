@@ -13,7 +13,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from learner.config import Settings
-from learner.eval.simulation.editor import edits_for as edits_for  # re-exported for the e2e tests
+from learner.eval.simulation.editor import edits_for as edits_for
 from learner.eval.simulation.editor import parse_code_actions_like_editors
 from learner.store import Store
 
@@ -86,26 +86,6 @@ def save_file(client: LanguageClient, path: Path, text: str, version: int) -> No
     )
     path.write_text(text)
     client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
-
-
-def offset(text: str, position: types.Position, encoding: str) -> int:
-    """Character offset of an LSP position in ``text`` under ``encoding``."""
-    lines = text.split("\n")
-    start = sum(len(line) + 1 for line in lines[: position.line])
-    line = lines[position.line]
-    units = 0
-    for i, ch in enumerate(line):
-        if units >= position.character:
-            return start + i
-        units += {"utf-8": len(ch.encode()), "utf-32": 1}.get(encoding, len(ch.encode("utf-16-le")) // 2)
-    return start + len(line)
-
-
-def apply_edit(text: str, edits: list[types.TextEdit], encoding: str) -> str:
-    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
-        a, b = offset(text, edit.range.start, encoding), offset(text, edit.range.end, encoding)
-        text = text[:a] + edit.new_text + text[b:]
-    return text
 
 
 async def code_actions(

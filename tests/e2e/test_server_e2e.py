@@ -17,11 +17,11 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
 
+from learner.eval.simulation.editor import apply_text_edits
 from learner.store import Store
 from tests.e2e.lsp_helpers import (
     CLIENTS,
     SERVER,
-    apply_edit,
     code_actions,
     edits_for,
     encoding_of,
@@ -120,7 +120,7 @@ async def test_rustc_fix_is_offered_applied_and_recorded_as_accepted(client: Lan
         assert isinstance(versioned, types.TextDocumentEdit) and versioned.text_document.version == 1
     else:
         assert rustc.edit.changes is not None and rustc.edit.document_changes is None
-    fixed = apply_edit(main.read_text(), edits_for(rustc.edit, uri), encoding)
+    fixed = apply_text_edits(main.read_text(), edits_for(rustc.edit, uri), encoding)
     assert "let t = s.clone();" in fixed
     save_file(client, main, fixed, version=2)
     answer = await client.workspace_execute_command_async(
@@ -155,7 +155,7 @@ async def test_edit_after_accept_is_recorded_with_final_code(tmp_path: Path) -> 
         assert not _by_title(actions, "Fix with sleepy-coder"), "the model tier is off"
         [rustc] = _by_title(actions, "rustc:")
         offer_id = rustc.command.arguments[0]
-        fixed = apply_edit(main.read_text(), edits_for(rustc.edit, uri), encoding)
+        fixed = apply_text_edits(main.read_text(), edits_for(rustc.edit, uri), encoding)
         save_file(client, main, fixed, version=2)
         await client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="sleepy-coder.accept", arguments=[offer_id])

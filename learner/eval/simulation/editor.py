@@ -46,8 +46,8 @@ def parse_code_actions_like_editors(client: Any) -> None:
     converter.register_structure_hook(typing.Union[types.Command, types.CodeAction], structure)  # noqa: UP007
 
 
-def position_offset(text: str, position: types.Position) -> int:
-    """Character offset of a UTF-16 LSP position in ``text`` (the encoding this client asks for)."""
+def position_offset(text: str, position: types.Position, encoding: str = "utf-16") -> int:
+    """Character offset of an LSP position in ``text`` under ``encoding`` (this client asks for UTF-16)."""
     lines = text.split("\n")
     start = sum(len(line) + 1 for line in lines[: position.line])
     line = lines[min(position.line, len(lines) - 1)] if lines else ""
@@ -55,14 +55,14 @@ def position_offset(text: str, position: types.Position) -> int:
     for i, ch in enumerate(line):
         if units >= position.character:
             return start + i
-        units += len(ch.encode("utf-16-le")) // 2
+        units += {"utf-8": len(ch.encode()), "utf-32": 1}.get(encoding, len(ch.encode("utf-16-le")) // 2)
     return start + len(line)
 
 
-def apply_text_edits(text: str, edits: Sequence[types.TextEdit]) -> str:
+def apply_text_edits(text: str, edits: Sequence[types.TextEdit], encoding: str = "utf-16") -> str:
     """``text`` with ``edits`` applied (LSP ranges refer to the text before any of them)."""
     for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
-        a, b = position_offset(text, edit.range.start), position_offset(text, edit.range.end)
+        a, b = position_offset(text, edit.range.start, encoding), position_offset(text, edit.range.end, encoding)
         text = text[:a] + edit.new_text + text[b:]
     return text
 
