@@ -16,6 +16,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ R = TypeVar("R", bound="DataclassInstance")
 #: How long a write waits for another process's transaction before giving up.
 BUSY_TIMEOUT_S = 5.0
 SQLITE_HEADER = b"SQLite format 3\x00"
+#: The pause between two tries of a step SQLite refuses at once instead of waiting (see ``_configure``).
+_BUSY_RETRY_S = 0.02
 
 #: SQLite result codes that describe the file or the disk, not a bug in a query.
 _STORAGE_ERRORS = (
@@ -151,15 +154,7 @@ def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         with _translated(path):
             conn = sqlite3.connect(str(path), timeout=busy_timeout_s, check_same_thread=False)
         try:
-            with _translated(path):
-                # Reads the header and schema: a damaged file fails here, before anything is written.
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                # WAL + NORMAL never corrupts; at worst a power cut loses the last few commits.
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-                # Deleted rows are overwritten with zeros, so forgotten code is not left in free pages.
-                conn.execute("PRAGMA secure_delete=ON")
+            mode = _configure(conn, path, time.monotonic() + busy_timeout_s)
         except BaseException:
             conn.close()
             raise
@@ -169,6 +164,32 @@ def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         log.warning("feedback store %s is in %s mode, not WAL: concurrent writers will wait more", path, mode)
     _restrict(path)
     return conn
+
+
+def _configure(conn: sqlite3.Connection, path: Path, deadline: float) -> str:
+    """Check the file and set the connection's pragmas; return the journal mode in force.
+
+    Two processes opening a fresh file both switch it to WAL, which needs an exclusive lock on a
+    rollback-journal file. When both hold a shared lock, SQLite returns SQLITE_BUSY at once to
+    one of them instead of calling the busy handler (it would deadlock), so the busy timeout does
+    not cover this: the switch is retried here until ``deadline``.
+    """
+    while True:
+        try:
+            with _translated(path):
+                # Reads the header and schema: a damaged file fails here, before anything is written.
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+                # WAL + NORMAL never corrupts; at worst a power cut loses the last few commits.
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                # Deleted rows are overwritten with zeros, so forgotten code is not left in free pages.
+                conn.execute("PRAGMA secure_delete=ON")
+            return mode
+        except StoreBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(_BUSY_RETRY_S)
 
 
 # ----------------------------------------------------------------------------- the shared connection
