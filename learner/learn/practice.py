@@ -6,11 +6,12 @@ night, and their fix is known exactly, so a fixed share of them is set aside as 
 candidate and the current adapters are both scored on them, pair by pair, and a gain must be
 larger than noise (:func:`learner.learn.gate.decide`).
 
-The split is by enclosing item: a mutant is practice when its origin (``crate:<root>/<file>``)
-and the region it must restore hash into one bucket in :data:`PRACTICE_BUCKETS`. Every mutant of
-the same item therefore lands on the same side, whatever operator made it, so no practice item
-is ever seen in training in another form. The split depends only on the user's code, so it is
-the same every night for that user. Only mutants of the user's crates are practice; the
+The split is by enclosing item: a mutant is practice when its file (relative to the crate) and
+the region it must restore hash into one bucket in :data:`PRACTICE_BUCKETS`. Every mutant of the
+same item therefore lands on the same side, whatever operator made it, so no practice item is
+ever seen in training in another form. The split depends only on the user's code, not on where
+the crate lies on disk, so it is the same every night for that user, and after a move or a
+fresh clone. Only mutants of the user's crates are practice; the
 documentation's mutants stay training data.
 """
 
@@ -38,7 +39,7 @@ def is_practice(example: TrainingExample, buckets: int = PRACTICE_BUCKETS) -> bo
     """Is this a held-out practice mutation (a mutant of the user's crate, in the practice bucket)?"""
     if example.source != "mutation" or not example.origin.startswith(_USER_CRATE):
         return False
-    key = f"{example.origin}\0{example.answer}".encode()
+    key = f"{example.file}\0{example.answer}".encode()
     return int(hashlib.sha256(key).hexdigest()[:8], 16) % buckets == 0
 
 

@@ -40,6 +40,8 @@ def test_only_mutants_of_the_users_crates_are_practice_and_each_item_lands_on_on
     assert 20 < len(held) < 70  # about one in five
     for example in held:  # another operator on the same item gives the same answer: same side
         assert is_practice(replace(example, broken="another mutant", operator="other"))
+        moved = example.origin.replace("/home/u/app", "/tmp/clone-elsewhere")
+        assert is_practice(replace(example, origin=moved))  # the split does not move with the crate
     docs = [replace(e, origin="docs:book/ch04") for e in held]
     assert not any(is_practice(e) for e in docs)
     assert not any(is_practice(replace(e, source="store")) for e in held)
