@@ -140,6 +140,11 @@ class Settings:
     learn_examples: int = 64
     #: Mutate the installed Rust documentation's examples too (off: only your fixes and crates).
     learn_from_docs: bool = True
+    #: A route is learned at night when the day brought at least this many new accepted or edited
+    #: fixes of it. One is enough: the night also trains on mutations of your crates and replays
+    #: your older fixes, and the gate keeps the result only when held-out evidence says it helps
+    #: (waiting for four starved the first nights of a user making a handful of errors a day).
+    learn_min_new_fixes: int = 1
     #: Seconds one cargo check may take before it is abandoned.
     check_timeout_s: float = 300.0
     #: Let sleepy-coder's own cargo runs reach the network (crates index, git dependencies). Off:

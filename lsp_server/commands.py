@@ -146,6 +146,7 @@ def learn_now(settings: Settings, store: Store | None, crates: Sequence[Path] = 
 def learn_arguments(settings: Settings, crates: Sequence[Path]) -> list[str]:
     """``learn --daemon --once --now`` with the night's budget from the settings and the user's crates."""
     args = [*LEARN_ARGS, "--steps", str(settings.learn_steps), "--per-route", str(settings.learn_examples)]
+    args += ["--min-new-fixes", str(settings.learn_min_new_fixes)]
     if not settings.learn_from_docs:
         args.append("--no-docs")
     return [*args, *(arg for c in crates for arg in ("--crate", str(c)))]

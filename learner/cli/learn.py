@@ -77,6 +77,12 @@ def learn(
         bool, typer.Option("--daemon", help="Run the idle learner (learns while the machine is idle).")
     ] = False,
     once: Annotated[bool, typer.Option("--once", help="With --daemon: one cycle, then exit.")] = False,
+    min_new_fixes: Annotated[
+        int | None,
+        typer.Option(
+            "--min-new-fixes", min=1, help="With --daemon: new fixes a route needs to be learned (default: setting)."
+        ),
+    ] = None,
     now: Annotated[bool, typer.Option("--now", help="With --daemon: do not wait for the machine to be idle.")] = False,
     device: Annotated[
         str | None,
@@ -94,6 +100,7 @@ def learn(
         from learner.learn.gate import GateConfig
 
         config = DaemonConfig(
+            min_new_examples=min_new_fixes or settings.learn_min_new_fixes,
             require_idle=not now,
             steps=steps,
             per_route=per_route,

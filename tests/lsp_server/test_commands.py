@@ -224,16 +224,17 @@ def test_learn_now_reports_a_learner_that_stops_at_once_with_its_status(
     answer = learn_now(settings, None).message
     assert answer == f"the learner stopped (exit status 3); see {settings.learner_log}"
     log = settings.learner_log.read_text()
-    assert f"args: -m learner {' '.join(LEARN_ARGS)} --steps 100 --per-route 64\n" in log
+    assert f"args: -m learner {' '.join(LEARN_ARGS)} --steps 100 --per-route 64 --min-new-fixes 1\n" in log
     handed = json.loads(log.split("settings: ", 1)[1].splitlines()[0])
     assert Settings.from_mapping(handed) == settings, "the learner gets the server's settings, not the defaults"
     assert "no GPU" in log, "stderr goes to the learner log too"
 
 
 def test_the_nights_budget_comes_from_the_settings() -> None:
-    frugal = Settings.from_mapping({"learnSteps": 8, "learnExamples": 6, "learnFromDocs": False})
+    frugal = Settings.from_mapping({"learnSteps": 8, "learnExamples": 6, "learnFromDocs": False, "learnMinNewFixes": 3})
     args = learn_arguments(frugal, [Path("/w/app")])
-    assert args == [*LEARN_ARGS, "--steps", "8", "--per-route", "6", "--no-docs", "--crate", "/w/app"]
+    budget = ["--steps", "8", "--per-route", "6", "--min-new-fixes", "3"]
+    assert args == [*LEARN_ARGS, *budget, "--no-docs", "--crate", "/w/app"]
 
 
 def test_learn_now_appends_to_the_learner_log(
