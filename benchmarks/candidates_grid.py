@@ -13,7 +13,9 @@ for N > 1 each seed draws a different set of N - 1 samples (``candidate_seed``).
   across seeds, the mean and the range.
 - beyond rustc: the same on the cases the ``rustc`` strategy does not fix (run once here, or
   given with ``--rustc-run``).
-- latency: each case's wall time through the pipeline (fix steps, not grading), p50 and p95.
+- latency: each case's wall time through the pipeline (fix steps, not grading), p50 and p95;
+  and over the cases fixed, the time to their verified fix (the pipeline stops at the first
+  one: the greedy answer, or the batch after it), the issue's "first verified fix" figure.
 - paired: exact McNemar of each run against the N = 1 run, cases flipped each way.
 - peak RSS of this process (the model loaded once for the whole grid).
 """
@@ -55,6 +57,8 @@ def summary(store: Store, run_id: int, reference: int | None, rustc_fails: set[s
         "beyond_rustc": (sum(r.passed for r in beyond), len(beyond)),
         "latency_p50": percentile([r.latency_s for r in results], 0.5),
         "latency_p95": percentile([r.latency_s for r in results], 0.95),
+        "fixed_p50": percentile([r.latency_s for r in results if r.passed], 0.5),
+        "fixed_p95": percentile([r.latency_s for r in results if r.passed], 0.95),
     }
     if reference is not None and reference != run_id:
         cmp = paired_comparison(passed_by_case(store, reference), passed_by_case(store, run_id))
@@ -119,7 +123,10 @@ def main() -> None:
                 log(json.dumps(row))
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     print(f"model {settings.model}, strategy {args.strategy}, attempts {args.attempts}, peak RSS {rss_gb:.1f} GB")
-    print("| N | seed | run | pass | 95% CI | beyond rustc | p50 s | p95 s | vs N=1 (gained/lost, p) |")
+    print(
+        "| N | seed | run | pass | 95% CI | beyond rustc | case p50 / p95 s | fixed p50 / p95 s "
+        "| vs N=1 (gained/lost, p) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         lo, hi = r["interval"]
@@ -128,7 +135,8 @@ def main() -> None:
         versus = f"+{paired['gained']}/-{paired['lost']}, p={paired['p']:.3g}" if paired else "-"
         print(
             f"| {r['candidates']} | {r['seed']} | {r['run']} | {r['passed']}/{r['cases']} | {lo:.0%}-{hi:.0%} "
-            f"| {b_ok}/{b_n} | {r['latency_p50']:.1f} | {r['latency_p95']:.1f} | {versus} |"
+            f"| {b_ok}/{b_n} | {r['latency_p50']:.1f} / {r['latency_p95']:.1f} "
+            f"| {r['fixed_p50']:.1f} / {r['fixed_p95']:.1f} | {versus} |"
         )
     for n in args.candidates:
         rates = [r["passed"] / r["cases"] for r in rows if r["candidates"] == n and r["cases"]]
