@@ -432,8 +432,16 @@ class SleepyServer(LanguageServer):
             self.recorder.refused(check.crate.edition, offer, check.contexts.get(diag.key, ""))
         if "cancelled" not in result.notes:
             self.fixes.keep_model_result(uri, version, diag.key, result)
-            if result.offer is None and not check.offers.get(diag.key):
-                self._watch_for_own_fix(check, diag)
+            if result.offer is None:
+                self._watch_unanswered(check, diag)
+        else:
+            self._watch_unanswered(check, diag)
+
+    def _watch_unanswered(self, check: CrateCheck, diag: RustDiagnostic) -> None:
+        """Nothing verified was shown for this error (the model had no fix, or the user stopped
+        waiting for it) and rustc offers none: the fix the user writes next is theirs to record."""
+        if not check.offers.get(diag.key):
+            self._watch_for_own_fix(check, diag)
 
     def _watch_for_own_fix(self, check: CrateCheck, diag: RustDiagnostic) -> None:
         """The user will fix this error by hand (they rejected the offers, or nothing verified was
@@ -497,8 +505,9 @@ class SleepyServer(LanguageServer):
             result = await asyncio.get_running_loop().run_in_executor(
                 self._model_pool, self._model_job, view.check, diag, cancel, self._progress_sink(token)
             )
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the editor withdrew the request: the user stopped waiting
             cancel.set()
+            self._watch_unanswered(view.check, diag)
             raise
         finally:
             self._end_progress(token)

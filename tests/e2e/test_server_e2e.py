@@ -355,6 +355,38 @@ async def test_an_error_nothing_was_offered_for_and_then_fixed_by_hand_records_t
         await stop(client)
 
 
+async def test_a_model_fix_the_user_stopped_waiting_for_and_then_wrote_is_recorded(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """The user asks for the model's fix, gives up waiting (the editor withdraws the request) and
+    writes the fix: nothing was shown for the error, so what they wrote is their own fix."""
+    broken = 'fn main() {\n    let a: i32 = "one";\n    println!("{a}");\n}\n'
+    crate = make_crate(tmp_path / "impatient", {"src/main.rs": broken})
+    options = {"model": str(tiny_model_dir), "attempts": 1, "maxNewTokens": 16, "backgroundFixes": False}
+    client, _ = await start(crate, "visual-studio-code", options)
+    try:
+        main = crate / "src" / "main.rs"
+        uri = open_file(client, main)
+        [diag] = await wait_until(lambda: _errors(client, uri, "E0308"))
+        [placeholder] = _by_title(await code_actions(client, uri, diag), "Fix with sleepy-coder (")
+        assert placeholder.command is None, "no answer yet: the model has not been asked"
+        answer = asyncio.ensure_future(  # pytest-lsp sends on the first await: start it now
+            client.protocol.send_request_async(types.CODE_ACTION_RESOLVE, placeholder, msg_id="impatient")
+        )
+        await asyncio.sleep(1.0)  # the model is still at work (its answer takes seconds)
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="impatient"))
+        with pytest.raises(Exception, match=r"[Cc]ancel"):
+            await asyncio.wait_for(answer, timeout=60)
+        save_file(client, main, broken.replace('"one"', "1"), version=2)
+        with open_store() as store:
+            [fix] = await wait_until(lambda: [f for f in store.accepted_fixes() if f.source == "user"], timeout=60)
+            outcome = store.outcome(fix.offer_id)
+        assert outcome is not None and outcome.kind == "edited"
+        assert "let a: i32 = 1;" in fix.target and '"one"' in fix.before_text
+    finally:
+        await stop(client)
+
+
 async def test_a_rejected_import_written_by_hand_elsewhere_in_the_file_is_recorded(tmp_path: Path) -> None:
     """The user turns rustc's import down and adds their own at the top: outside the error's item,
     so the item watch cannot see it; the error gone, the import block is recorded as their fix."""

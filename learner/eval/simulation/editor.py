@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import typing
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -234,7 +235,16 @@ class Editor:
         return [a for a in result or [] if isinstance(a, types.CodeAction)]
 
     async def resolve(self, action: types.CodeAction, timeout: float) -> types.CodeAction:
-        return await asyncio.wait_for(self.client.code_action_resolve_async(action), timeout=timeout)
+        """Resolve ``action``; after ``timeout`` the request is withdrawn as editors do when the user
+        moves on (``$/cancelRequest``), and :class:`TimeoutError` raised."""
+        request_id = f"resolve-{uuid.uuid4().hex}"
+        answer = self.client.protocol.send_request_async(types.CODE_ACTION_RESOLVE, action, msg_id=request_id)
+        try:
+            result: types.CodeAction = await asyncio.wait_for(answer, timeout=timeout)
+        except TimeoutError:
+            self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=request_id))
+            raise
+        return result
 
     async def run_command(self, command: types.Command, timeout: float = 60) -> Any:
         return await asyncio.wait_for(
