@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> None:
         "learnSteps": args.steps,
         "learnExamples": args.examples,
         "attempts": args.attempts,
+        "candidates": args.candidates,
     }
     if args.model:
         options["model"] = args.model
@@ -132,6 +133,9 @@ def main() -> None:
     go.add_argument("--until-day", type=int, default=None, help="stop after this day's night")
     go.add_argument("--model", default=None)
     go.add_argument("--attempts", type=int, default=Settings.attempts, help="model attempts per error")
+    go.add_argument(
+        "--candidates", type=int, default=Settings.candidates, help="model candidates per error (1: greedy only, fast)"
+    )
     go.add_argument("--no-docs", action="store_true", help="nights learn from the user's code only")
     go.add_argument("--steps", type=int, default=Settings.learn_steps, help="each night's steps per route and phase")
     go.add_argument("--examples", type=int, default=Settings.learn_examples, help="each night's examples per route")
