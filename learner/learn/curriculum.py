@@ -41,7 +41,7 @@ from learner.fix.prompt import PromptRegion, build_prompt, collect_regions, form
 from learner.fix.router import ROUTES, route_for, route_for_code
 from learner.learn.benchmark import BenchmarkGuard, default_guard
 from learner.learn.examples import ExampleFormatError, TrainingExample, from_accepted_fix, from_regions
-from learner.learn.practice import PRACTICE_PER_ROUTE, is_practice, write_practice
+from learner.learn.practice import PracticeCollector, from_user_crate, is_practice, write_practice
 from learner.learn.reserved import example_site, load_reserved
 from learner.records import FALLBACK_ROUTE, RustDiagnostic
 from learner.rust import items
@@ -350,7 +350,7 @@ def build_curriculum(
     wanted = _wanted_routes(config.routes)
     leakage = leakage if leakage is not None else default_guard()
     examples: dict[str, list[TrainingExample]] = {r: [] for r in wanted}
-    practice: dict[str, list[TrainingExample]] = {r: [] for r in wanted}
+    practice = PracticeCollector(settings, wanted)
     seen: set[str] = set()
     stats: dict[str, Any] = {
         "checks": 0,
@@ -376,14 +376,19 @@ def build_curriculum(
     def full(route: str) -> bool:
         return len(examples[route]) >= config.per_route
 
-    def done() -> bool:
-        return all(full(r) for r in wanted) or stats["checks"] >= config.max_checks
+    def satisfied(route: str, origin: str) -> bool:
+        """Nothing more wanted for ``route`` from this source: its training set is full and, for the
+        user's crates, its practice set too (the gate's evidence is not capped by the training budget)."""
+        return full(route) and not (from_user_crate(origin) and practice.owed(route))
+
+    def done(origin: str) -> bool:
+        return all(satisfied(r, origin) for r in wanted) or stats["checks"] >= config.max_checks
 
     reserved = load_reserved(settings)
     workspaces = _workspaces(settings, config, snippets, stats)
     with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
         for workspace, origin in workspaces:
-            if done():
+            if done(origin):
                 break
             if not _admit(workspace.data.decode("utf-8", "replace"), "leaked_sources", seen, leakage, stats):
                 continue
@@ -391,7 +396,7 @@ def build_curriculum(
             if not _compiles(settings, workspace, stats):
                 stats["sources_not_compiling"] += 1
                 continue
-            jobs = _mutants(workspace, wanted, full, leakage, seen, stats)
+            jobs = _mutants(workspace, wanted, functools.partial(satisfied, origin=origin), leakage, seen, stats)
             results = pool.map(functools.partial(_run_job, settings, workspace, origin, stats), jobs)
             for result in results:
                 if isinstance(result, str):
@@ -402,8 +407,7 @@ def build_curriculum(
                     stats["reserved"] += 1
                     continue
                 if is_practice(result):  # the gate's held-out evidence: never a training example
-                    if result.route in practice and len(practice[result.route]) < PRACTICE_PER_ROUTE:
-                        practice[result.route].append(result)
+                    practice.add(result)
                     continue
                 if result.route in examples and not full(result.route):
                     examples[result.route].append(result)
@@ -411,10 +415,10 @@ def build_curriculum(
                 progress(origin, {r: len(v) for r, v in examples.items()})
     files = _write_sets(settings, examples, record) if record else {}
     if record:
-        write_practice(settings, practice)
+        write_practice(settings, practice.found)
     stats["examples"] = {r: len(v) for r, v in examples.items()}
-    stats["practice"] = {r: len(v) for r, v in practice.items() if v}
-    return CurriculumResult(examples, files, stats, practice)
+    stats["practice"] = {r: len(v) for r, v in practice.found.items() if v}
+    return CurriculumResult(examples, files, stats, practice.found)
 
 
 def _wanted_routes(routes: Sequence[str] | None) -> list[str]:
@@ -470,7 +474,7 @@ def _compiles(settings: Settings, workspace: _SnippetWorkspace | _CrateWorkspace
 def _mutants(
     workspace: _SnippetWorkspace | _CrateWorkspace,
     wanted: list[str],
-    full: Callable[[str], bool],
+    satisfied: Callable[[str], bool],
     leakage: BenchmarkGuard,
     seen: set[str],
     stats: dict[str, Any],
@@ -478,7 +482,7 @@ def _mutants(
     jobs: list[tuple[Operator, Mutation, str]] = []
     per_operator: dict[str, int] = {}
     for operator, mutation in mutations(workspace.data):
-        if not any(r in wanted and not full(r) for r in operator.routes):
+        if not any(r in wanted and not satisfied(r) for r in operator.routes):
             continue
         if per_operator.get(operator.name, 0) >= PER_SOURCE_OPERATOR:
             continue

@@ -43,6 +43,30 @@ def is_practice(example: TrainingExample, buckets: int = PRACTICE_BUCKETS) -> bo
     return int(hashlib.sha256(key).hexdigest()[:8], 16) % buckets == 0
 
 
+def from_user_crate(origin: str) -> bool:
+    """Does a source of this origin (``crate:...``) yield practice mutants (the user's own crates)?"""
+    return origin.startswith(_USER_CRATE)
+
+
+class PracticeCollector:
+    """The practice mutants one curriculum run adds, per route up to :data:`PRACTICE_PER_ROUTE`
+    counting the set kept from earlier nights, so the curriculum knows which routes still owe the
+    gate evidence and keeps mutating the user's crates for them after their training set is full."""
+
+    def __init__(self, settings: Settings, routes: Iterable[str]) -> None:
+        self._known = {r: {_key(e) for e in load_practice(settings, [r])} for r in routes}
+        #: What this run found, per route (new items only, in the order found).
+        self.found: dict[str, list[TrainingExample]] = {r: [] for r in self._known}
+
+    def owed(self, route: str) -> bool:
+        return route in self._known and len(self._known[route]) < PRACTICE_PER_ROUTE
+
+    def add(self, example: TrainingExample) -> None:
+        if self.owed(example.route) and _key(example) not in self._known[example.route]:
+            self._known[example.route].add(_key(example))
+            self.found[example.route].append(example)
+
+
 def practice_path(settings: Settings, route: str) -> Path:
     return settings.practice_dir / f"{route}.jsonl"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from learner.config import Settings
 from learner.learn.benchmark import BenchmarkGuard
@@ -71,6 +72,26 @@ def test_the_curriculum_never_trains_on_a_practice_item(settings: Settings, tmp_
     practiced_items = {(e.origin, e.answer) for e in practice}
     assert not practiced_items & {(e.origin, e.answer) for e in training}
     assert {e.broken for e in load_practice(settings)} == {e.broken for e in practice}
+
+
+def test_a_full_training_set_does_not_stop_the_practice_set_from_filling(settings: Settings, tmp_path: Path) -> None:
+    """One training example per route is the whole budget, yet the user's crate keeps being
+    mutated until each route's practice set is full (or the crate runs out): the gate's evidence
+    must not be capped by a frugal night."""
+    files = {f"src/m{i}.rs": _module(i) for i in range(MODULES)}
+    files["src/lib.rs"] = "".join(f"pub mod m{i};\n" for i in range(MODULES))
+    root = make_crate(tmp_path / "app", files)
+    config = CurriculumConfig(per_route=1, crates=(root,), use_docs=False, use_store=False, max_checks=400)
+    result = build_curriculum(settings, config, leakage=BenchmarkGuard())
+    assert all(len(rows) <= 1 for rows in result.examples.values())
+    assert sum(len(rows) for rows in result.practice.values()) > sum(len(r) for r in result.examples.values())
+    again = build_curriculum(settings, config, leakage=BenchmarkGuard())  # the next night: nothing new owed
+    assert not any(again.practice.values()), "items already practice are not found twice"
+    assert {e.broken for e in load_practice(settings)} == {e.broken for e in practice_of(result)}
+
+
+def practice_of(result: Any) -> list[TrainingExample]:
+    return [e for rows in result.practice.values() for e in rows]
 
 
 def test_sign_test_is_one_sided_and_exact() -> None:
