@@ -41,7 +41,13 @@ from learner.fix.prompt import PromptRegion, build_prompt, collect_regions, form
 from learner.fix.router import ROUTES, route_for, route_for_code
 from learner.learn.benchmark import BenchmarkGuard, default_guard
 from learner.learn.examples import ExampleFormatError, TrainingExample, from_accepted_fix, from_regions
-from learner.learn.practice import PracticeCollector, from_user_crate, is_practice, write_practice
+from learner.learn.practice import (
+    PRACTICE_BUCKETS,
+    PracticeCollector,
+    from_user_crate,
+    is_practice,
+    write_practice,
+)
 from learner.learn.reserved import example_site, load_reserved
 from learner.records import FALLBACK_ROUTE, RustDiagnostic
 from learner.rust import items
@@ -54,7 +60,7 @@ from learner.rust.toolchain import rustc_path
 
 #: Bump when the example format or the acceptance rules change: old cached verdicts are ignored.
 CACHE_VERSION = 1
-#: At most this many mutants per operator and source, so one long file cannot fill a route.
+#: At most this many training examples per operator and source, so one long file cannot fill a route.
 PER_SOURCE_OPERATOR = 2
 _SKIP_CLASSES = ("ignore", "compile_fail", "does_not_compile", "not_desired_behavior", "text", "console")
 _DOC_BOOKS = ("book", "rust-by-example")
@@ -396,8 +402,14 @@ def build_curriculum(
             if not _compiles(settings, workspace, stats):
                 stats["sources_not_compiling"] += 1
                 continue
-            jobs = _mutants(workspace, wanted, functools.partial(satisfied, origin=origin), leakage, seen, stats)
+            # In the user's crates about one item in PRACTICE_BUCKETS is practice, so an operator owing
+            # practice is tried that many times more often; training keeps its per-source cap below.
+            per_operator = PER_SOURCE_OPERATOR * (PRACTICE_BUCKETS if from_user_crate(origin) else 1)
+            jobs = _mutants(
+                workspace, wanted, functools.partial(satisfied, origin=origin), leakage, seen, stats, per_operator
+            )
             results = pool.map(functools.partial(_run_job, settings, workspace, origin, stats), jobs)
+            trained_per_operator: dict[str, int] = {}
             for result in results:
                 if isinstance(result, str):
                     reason = result.split(" is route ")[0]
@@ -409,8 +421,11 @@ def build_curriculum(
                 if is_practice(result):  # the gate's held-out evidence: never a training example
                     practice.add(result)
                     continue
+                if trained_per_operator.get(result.operator, 0) >= PER_SOURCE_OPERATOR:
+                    continue
                 if result.route in examples and not full(result.route):
                     examples[result.route].append(result)
+                    trained_per_operator[result.operator] = trained_per_operator.get(result.operator, 0) + 1
             if progress is not None:
                 progress(origin, {r: len(v) for r, v in examples.items()})
     files = _write_sets(settings, examples, record) if record else {}
@@ -478,13 +493,15 @@ def _mutants(
     leakage: BenchmarkGuard,
     seen: set[str],
     stats: dict[str, Any],
+    cap: int = PER_SOURCE_OPERATOR,
 ) -> list[tuple[Operator, Mutation, str]]:
+    """The mutants of one source worth a check: at most ``cap`` per operator, for routes still wanted."""
     jobs: list[tuple[Operator, Mutation, str]] = []
     per_operator: dict[str, int] = {}
     for operator, mutation in mutations(workspace.data):
         if not any(r in wanted and not satisfied(r) for r in operator.routes):
             continue
-        if per_operator.get(operator.name, 0) >= PER_SOURCE_OPERATOR:
+        if per_operator.get(operator.name, 0) >= cap:
             continue
         broken = mutation.apply(workspace.data).decode("utf-8", "replace")
         if not _admit(broken, "leaked_mutants", seen, leakage, stats):
