@@ -15,12 +15,16 @@ mutations* of the user's own crates (:mod:`learner.learn.practice`: a fixed spli
 never trained on), the same examples before and after, as ``practice:<route>`` lines.
 
 Decision (:func:`decide`, pure): a target route with at least ``min_examples`` held-out fixes
-is decided on them (the user's own code weighs most) and must improve; one with fewer is decided
-on its practice mutations, where the examples the candidate newly fixes must outnumber those it
-breaks beyond noise (one-sided exact sign test, ``p <= alpha``). No other score line (other
-routes, practice of other routes, benchmark slices) may fall below the lower end of its "before"
-Wilson interval. Too little evidence means no promotion, with the reason. Every candidate's
-scores and the decision are written to its registry metrics.
+is decided on them (the user's own code weighs most); one with fewer on its practice mutations,
+where the examples the candidate newly fixes must outnumber those it breaks beyond noise
+(one-sided exact sign test at ``alpha`` divided by the number of targets, so several routes
+tested at once still make one false gain in twenty at most). The candidate is promoted when at
+least one target gained and nothing measured got worse: no target's held-out fixes fell, no
+target's practice lost beyond noise, and no other score line (other routes, practice of other
+routes, benchmark slices) fell below the lower end of its "before" Wilson interval. A target
+without enough evidence neither gains nor blocks (a night often trains routes the day brought
+only one fix of); with no gain anywhere there is no promotion, with the reasons. Every
+candidate's scores and the decision are written to its registry metrics.
 """
 
 from __future__ import annotations
@@ -111,30 +115,38 @@ def decide(
     lines = tuple(ScoreLine(name, b, a) for name, (b, a) in sorted(scores.items()))
     if not targets:
         return GateDecision(False, "no target route", lines, ())
-    problems: list[str] = []
+    problems: list[str] = []  # measured harm: any one refuses the candidate
+    unproven: list[str] = []  # why a target is no gain (enough to refuse only when no target gained)
     gains_said: list[str] = []
+    each_alpha = alpha / len(targets)  # Bonferroni: k routes tested, one false gain in 20 at most
     for route in targets:
         practice = (paired or {}).get(PRACTICE_PREFIX + route) or ()
         if route in scores and scores[route][1].n >= min_examples:  # the user's own fixes weigh most
             before, after = scores[route]
-            if after.value <= before.value:
-                problems.append(f"{route} did not improve ({before.format()} -> {after.format()})")
-            else:
+            said = f"{route} did not improve ({before.format()} -> {after.format()})"
+            if after.value > before.value:
                 gains_said.append(f"{route} {before.format()} -> {after.format()}")
+            elif after.value < before.value:
+                problems.append(said)
+            else:
+                unproven.append(said)
             continue
         n = scores[route][1].n if route in scores else 0
         if not practice:
-            problems.append(f"too few held-out fixes of {route} to decide ({n} < {min_examples})")
+            unproven.append(f"too few held-out fixes of {route} to decide ({n} < {min_examples})")
             continue
         gained = sum(1 for b, a in practice if a and not b)
         lost = sum(1 for b, a in practice if b and not a)
         p = sign_test_greater(gained, lost)
         said = f"practice {route} +{gained}/-{lost} of {len(practice)} (one-sided p = {p:.3f})"
-        if gained > lost and p <= alpha:
+        if gained > lost and p <= each_alpha:
             gains_said.append(said)
+        elif lost > gained and sign_test_greater(lost, gained) <= alpha:
+            problems.append(f"{said}: the candidate breaks more than it fixes, beyond noise")
         else:
-            problems.append(
-                f"{route}: {n} held-out fixes (< {min_examples}) and the {said} is within noise (needs p <= {alpha})"
+            unproven.append(
+                f"{route}: {n} held-out fixes (< {min_examples}) and the {said} is within noise "
+                f"(needs p <= {each_alpha:.3g})"
             )
     for name, (before, after) in sorted(scores.items()):
         if name in targets or before.n == 0:
@@ -144,9 +156,10 @@ def decide(
             problems.append(
                 f"{name} regressed beyond its interval ({after.format()} < {100 * low:.1f}%, before {before.format()})"
             )
-    if problems:
-        return GateDecision(False, "; ".join(problems), lines, tuple(targets))
-    return GateDecision(True, f"improved: {', '.join(gains_said)}; no regression", lines, tuple(targets))
+    if problems or not gains_said:
+        return GateDecision(False, "; ".join(problems + unproven), lines, tuple(targets))
+    unchanged = f"; no evidence of a gain: {'; '.join(unproven)}" if unproven else ""
+    return GateDecision(True, f"improved: {', '.join(gains_said)}; no regression{unchanged}", lines, tuple(targets))
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -89,6 +89,36 @@ def test_the_users_own_held_out_fixes_outweigh_practice() -> None:
     assert not decision.promote and "mutability did not improve (75.0% (3/4)" in decision.reason
 
 
+def test_a_target_without_evidence_neither_gains_nor_blocks_another_targets_gain() -> None:
+    mine = _pairs(gained=7, lost=0, neither=9)
+    scores = {"practice:mutability": _practice_rates(mine), "trait-bound": (Rate(0, 1), Rate(0, 1))}
+    decision = decide(scores, ["mutability", "trait-bound"], paired={"practice:mutability": mine})
+    assert decision.promote, decision.reason
+    assert "no evidence of a gain: too few held-out fixes of trait-bound to decide (1 < 3)" in decision.reason
+    assert not decide({}, ["mutability", "trait-bound"]).promote, "no gain anywhere: nothing to promote"
+
+
+def test_a_target_that_measurably_got_worse_blocks_another_targets_gain() -> None:
+    mine = _pairs(gained=7, lost=0, neither=9)
+    worse = _pairs(gained=0, lost=6, neither=10)
+    paired = {"practice:mutability": mine, "practice:moved-value": worse}
+    scores = {"practice:mutability": _practice_rates(mine), "practice:moved-value": _practice_rates(worse)}
+    decision = decide(scores, ["mutability", "moved-value"], paired=paired)
+    assert not decision.promote and "breaks more than it fixes, beyond noise" in decision.reason
+    fell = {"practice:mutability": _practice_rates(mine), "moved-value": (Rate(3, 4), Rate(1, 4))}
+    decision = decide(fell, ["mutability", "moved-value"], paired={"practice:mutability": mine})
+    assert not decision.promote and "moved-value did not improve (75.0% (3/4)" in decision.reason
+
+
+def test_several_targets_share_the_false_gain_budget() -> None:
+    pairs = _pairs(gained=5, lost=0, neither=11)  # one-sided p = 1/32 = 0.031
+    scores = {"practice:mutability": _practice_rates(pairs)}
+    alone = decide(scores, ["mutability"], paired={"practice:mutability": pairs})
+    assert alone.promote, alone.reason
+    two = decide(scores, ["mutability", "trait-bound"], paired={"practice:mutability": pairs})
+    assert not two.promote and "(needs p <= 0.025)" in two.reason
+
+
 def test_practice_of_another_route_is_a_regression_check() -> None:
     other = _pairs(gained=0, lost=9, both=1)
     mine = _pairs(gained=6, lost=0, neither=4)
