@@ -197,27 +197,33 @@ def plot_progress(points: Sequence[tuple[str, float]], baseline: tuple[str, Rate
 
 
 def plot_learning_curves(curves: dict[str, list[CurvePoint]], path: Path) -> None:
-    """Per route, each night's candidate score with its 95% interval; filled markers were promoted."""
+    """Per route and night, the score the gate compared (square: the active adapters, circle: the
+    candidate, with its 95% interval; filled when promoted). Routes sit side by side at each night."""
     plt = _pyplot()
     nights = sorted({(p.when, p.version) for points in curves.values() for p in points})
     position = {version: i + 1 for i, (_, version) in enumerate(nights)}
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(nights) + 3), 4.5))
-    for route, points in sorted(curves.items()):
-        xs = [position[p.version] for p in points]
+    width = 0.6 / max(1, len(curves))
+    for k, (route, points) in enumerate(sorted(curves.items())):
+        shift = (k - (len(curves) - 1) / 2) * width
+        xs = [position[p.version] + shift for p in points]
         ys = [100 * p.after.value for p in points]
         low = [100 * (p.after.value - p.after.interval[0]) for p in points]
         high = [100 * (p.after.interval[1] - p.after.value) for p in points]
         line = ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=route)
         colour = line.lines[0].get_color()
-        ax.scatter([xs[0] - 0.5], [100 * points[0].before.value], marker="s", color=colour, zorder=3)
+        befores = [100 * p.before.value for p in points]
+        ax.scatter([x - width / 3 for x in xs], befores, marker="s", s=14, color=colour, zorder=3)
         rejected = [(x, y) for x, y, p in zip(xs, ys, points, strict=True) if not p.promoted]
         if rejected:
             ax.scatter(*zip(*rejected, strict=True), marker="o", facecolor="white", edgecolor=colour, zorder=4)
-    ax.set_xticks(range(1, len(nights) + 1), [f"{v}\n{w:%m-%d}" for w, v in nights], fontsize=7)
-    ax.set_ylim(0, 100)
-    ax.set_xlabel("night (candidate)")
+    # The version names are in summary.md; a night is its number and time here.
+    ax.set_xticks(range(1, len(nights) + 1), [f"night {i}\n{w:%m-%d %H:%M}" for i, (w, _) in enumerate(nights, 1)])
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel("night (the candidate it trained)")
     ax.set_ylabel("fixed (%): held-out fixes, else practice")
-    ax.set_title("Learning curve: square = before; filled = promoted, hollow = rejected", fontsize=10)
+    ax.set_title("Learning curve: square = active before; filled = promoted, hollow = rejected", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
