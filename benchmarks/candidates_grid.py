@@ -49,6 +49,7 @@ def summary(store: Store, run_id: int, reference: int | None, rustc_fails: set[s
     results = [r for r in store.eval_results(run_id) if r.seed == 0]
     passed = sum(r.passed for r in results)
     beyond = [r for r in results if r.case_id in rustc_fails]
+    fixed = [r.latency_s for r in results if r.passed]
     row: dict[str, Any] = {
         "run": run_id,
         "cases": len(results),
@@ -57,8 +58,8 @@ def summary(store: Store, run_id: int, reference: int | None, rustc_fails: set[s
         "beyond_rustc": (sum(r.passed for r in beyond), len(beyond)),
         "latency_p50": percentile([r.latency_s for r in results], 0.5),
         "latency_p95": percentile([r.latency_s for r in results], 0.95),
-        "fixed_p50": percentile([r.latency_s for r in results if r.passed], 0.5),
-        "fixed_p95": percentile([r.latency_s for r in results if r.passed], 0.95),
+        "fixed_p50": percentile(fixed, 0.5),
+        "fixed_p95": percentile(fixed, 0.95),
     }
     if reference is not None and reference != run_id:
         cmp = paired_comparison(passed_by_case(store, reference), passed_by_case(store, run_id))

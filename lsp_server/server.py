@@ -430,11 +430,10 @@ class SleepyServer(LanguageServer):
         (unless it was cut short by a cancel: that is no answer)."""
         for offer in result.refused:
             self.recorder.refused(check.crate.edition, offer, check.contexts.get(diag.key, ""))
-        if "cancelled" not in result.notes:
+        cancelled = "cancelled" in result.notes
+        if not cancelled:
             self.fixes.keep_model_result(uri, version, diag.key, result)
-            if result.offer is None:
-                self._watch_unanswered(check, diag)
-        else:
+        if cancelled or result.offer is None:
             self._watch_unanswered(check, diag)
 
     def _watch_unanswered(self, check: CrateCheck, diag: RustDiagnostic) -> None:

@@ -156,7 +156,7 @@ def go_offline(settings: Settings) -> None:
 class DaemonConfig:
     #: A route is learned when it has at least this many new accepted/edited fixes (held-out ones
     #: aside); ``learn --daemon`` takes it from the ``learn_min_new_fixes`` setting.
-    min_new_examples: int = 1
+    min_new_examples: int = Settings.learn_min_new_fixes
     #: Seconds between idle checks when not learning.
     poll_s: float = 60.0
     #: Seconds between "has the user come back?" checks while a cycle runs.

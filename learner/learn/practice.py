@@ -62,8 +62,9 @@ class PracticeCollector:
         return route in self._known and len(self._known[route]) < PRACTICE_PER_ROUTE
 
     def add(self, example: TrainingExample) -> None:
-        if self.owed(example.route) and _key(example) not in self._known[example.route]:
-            self._known[example.route].add(_key(example))
+        key = _key(example)
+        if self.owed(example.route) and key not in self._known[example.route]:
+            self._known[example.route].add(key)
             self.found[example.route].append(example)
 
 
